@@ -1,0 +1,17 @@
+"""serpentir: image restoration with Serpent, a multi-scale selective state-space network.
+
+Public API: create_model, list_models, model_info. Lower layers: serpentir.ops (the scan),
+serpentir.layers (network pieces), serpentir.models (architectures and their registry).
+"""
+
+import os as _os
+
+# Large fresh tensors pay page faults on every touch; transparent huge pages made the scan 1.3-3x
+# faster on the CPU (shared/README.md section 5). torch reads this once, at its first allocation,
+# so it only takes effect when serpentir is imported before torch allocates. Set it to 0 to opt out.
+_os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from .models import create_model, list_models, model_info  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["create_model", "list_models", "model_info", "__version__"]

@@ -1,0 +1,73 @@
+"""FLOP formula of the selective scan, and a recorder that counts scans FlopCounterMode cannot see.
+
+torch's FlopCounterMode counts matmuls and convolutions but no element-wise work, and a selective
+scan is nearly all element-wise work. So each scan reports its cost by formula to the active
+recorder, and cost reports add the two counts and say which formula was used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+
+SCAN_FLOP_FORMULA = (
+    "scan FLOPs = 9*b*d*L*N (exp(delta*A), delta*u*B, a*h+x, C.h per state element; an exp counts "
+    "as one FLOP, as in mamba_ssm's flop_selective_scan_fn) + 2*b*d*L for D*u + 5*b*d*L for silu(z) "
+    "gating; scan MACs = 3*b*d*L*N (a*h+x, delta_u*B, C.h) + b*d*L for D*u + b*d*L for the gate"
+)
+
+
+def scan_flops(batch: int, dim: int, length: int, state: int, with_D: bool = True, with_z: bool = False) -> int:
+    """Floating-point operations of one forward selective scan (the formula in SCAN_FLOP_FORMULA)."""
+    n = 9 * batch * dim * length * state
+    if with_D:
+        n += 2 * batch * dim * length
+    if with_z:
+        n += 5 * batch * dim * length
+    return n
+
+
+def scan_macs(batch: int, dim: int, length: int, state: int, with_D: bool = True, with_z: bool = False) -> int:
+    """Multiply-accumulates of one forward selective scan (the formula in SCAN_FLOP_FORMULA)."""
+    n = 3 * batch * dim * length * state
+    if with_D:
+        n += batch * dim * length
+    if with_z:
+        n += batch * dim * length
+    return n
+
+
+@dataclass
+class ScanCostRecorder:
+    """Sums the formula cost of every selective_scan call made while it is active."""
+
+    flops: int = 0
+    macs: int = 0
+    calls: int = 0
+    formula: str = field(default=SCAN_FLOP_FORMULA)
+
+    def add(self, batch: int, dim: int, length: int, state: int, with_D: bool, with_z: bool) -> None:
+        self.flops += scan_flops(batch, dim, length, state, with_D, with_z)
+        self.macs += scan_macs(batch, dim, length, state, with_D, with_z)
+        self.calls += 1
+
+
+_active = threading.local()
+
+
+def active_recorder() -> ScanCostRecorder | None:
+    """The recorder of the innermost `record_scan_cost()` block on this thread, if any."""
+    return getattr(_active, "recorder", None)
+
+
+@contextlib.contextmanager
+def record_scan_cost():
+    """with record_scan_cost() as rec: model(x)  ->  rec.flops, rec.macs of every scan in the block."""
+    previous = active_recorder()
+    rec = ScanCostRecorder()
+    _active.recorder = rec
+    try:
+        yield rec
+    finally:
+        _active.recorder = previous
