@@ -14,6 +14,11 @@ class PixelHead(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.proj = nn.Linear(dim, patch_size * patch_size * out_channels)
         self.patch_size = patch_size
+        # Start near the identity: the network's output is input + head, so a small head means an
+        # untrained model returns (almost) its input, and training refines from there instead of
+        # first unlearning a random correction. Not zero, so gradients reach every layer at step 0.
+        nn.init.normal_(self.proj.weight, std=1e-3)
+        nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.pixel_shuffle(self.proj(self.norm(x)).permute(0, 3, 1, 2), self.patch_size)

@@ -1,0 +1,177 @@
+"""Checkpoints: weights (model + EMA) in safetensors with the recipe in its metadata, the optimizer and
+RNG states beside them; both written atomically.
+
+The metadata (JSON strings: model name + kwargs, task name + params, step, config) lets
+`load_checkpoint` rebuild the network without the user repeating its architecture. Weights are
+safetensors so loading them runs no code; the training state (optimizer moments, RNG states) is a
+torch.save dict loaded with weights_only=True.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .build import build_model, build_task
+
+CHECKPOINT_FORMAT = "serpentir-checkpoint/1"
+MODEL_PREFIX, EMA_PREFIX = "model.", "ema."
+
+
+def state_path_for(weights_path: str | Path) -> Path:
+    """The training-state file that goes with a weights file: last.safetensors -> last.state.pt."""
+    p = Path(weights_path)
+    return p.with_name(p.name.removesuffix(".safetensors") + ".state.pt")
+
+
+def save_checkpoint(path: str | Path, *, model: nn.Module, task, step: int, ema_model: nn.Module | None = None,
+                    config: dict | None = None, train_state: dict | None = None) -> Path:
+    """Write `path` (.safetensors) and, if given, the training state next to it; each file atomically.
+
+    The state is written first: a crash between the two leaves an older weights file whose step
+    disagrees with the state, which resuming detects, never new weights beside a stale state.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    channels = int(model.arch["kwargs"].get("out_channels", 3)) if hasattr(model, "arch") else 3
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "model": json.dumps(model.arch),
+        "task": json.dumps({"name": task.name, "params": dict(task.params)}, default=list),
+        "channels": str(channels),
+        "step": str(int(step)),
+        "config": json.dumps(config or {}, default=str),
+    }
+    tensors = {MODEL_PREFIX + k: _plain(v) for k, v in model.state_dict().items()}
+    if ema_model is not None:
+        tensors.update({EMA_PREFIX + k: _plain(v) for k, v in ema_model.state_dict().items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if train_state is not None:
+        _atomic_write(state_path_for(path), lambda tmp: torch.save({**train_state, "step": int(step)}, tmp))
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The decoded metadata of a checkpoint: model, task, channels, step, config."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error type for a bad header
+        raise UserError(f"{path}: not a safetensors checkpoint ({_first_line(e)})") from None
+    if "model" not in raw or "task" not in raw:
+        raise UserError(f"{path}: not a serpentir checkpoint (its metadata names no model and task)")
+    try:
+        return {"format": raw.get("format", ""), "model": json.loads(raw["model"]), "task": json.loads(raw["task"]),
+                "channels": int(raw.get("channels", 3)), "step": int(raw.get("step", 0)),
+                "config": json.loads(raw.get("config", "{}"))}
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{path}: corrupt checkpoint metadata ({_first_line(e)})") from None
+
+
+def load_checkpoint(path: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu"):
+    """(model in eval mode, task, metadata) from a checkpoint alone; the EMA weights when present."""
+    meta = read_metadata(path)
+    task = build_task(meta["task"]["name"], meta["task"].get("params", {}))
+    arch = meta["model"]
+    kwargs = dict(arch.get("kwargs", {}))
+    channels = meta["channels"]
+    kwargs.pop("in_channels", None)
+    kwargs.pop("out_channels", None)
+    model = build_model(arch["name"], kwargs, channels=channels, extra_channels=task.extra_channels)
+    load_weights(model, path, use_ema=use_ema)
+    return model.to(device).eval(), task, meta
+
+
+def load_weights(model: nn.Module, path: str | Path, *, use_ema: bool = True) -> None:
+    """Load a checkpoint's model (or EMA) weights into `model`; a mismatch is a one-line UserError."""
+    from safetensors.torch import load_file
+
+    path = _existing(path)
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:
+        raise UserError(f"{path}: not a safetensors checkpoint ({_first_line(e)})") from None
+    has_ema = any(k.startswith(EMA_PREFIX) for k in tensors)
+    prefix = EMA_PREFIX if use_ema and has_ema else MODEL_PREFIX
+    if not any(k.startswith(prefix) for k in tensors):
+        prefix = ""  # a bare state dict written elsewhere
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if prefix == "":
+        state = {k: v for k, v in state.items() if not k.startswith(EMA_PREFIX)}
+    _check_match(model, state, path)
+    model.load_state_dict(state, strict=True)
+
+
+def load_train_state(weights_path: str | Path) -> dict:
+    """The optimizer / RNG / step state saved beside a weights file (for resuming)."""
+    state_path = state_path_for(weights_path)
+    if not state_path.is_file():
+        raise UserError(f"{state_path}: missing; cannot resume from {weights_path} without its training state")
+    try:
+        return torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{state_path}: unreadable training state ({_first_line(e)})") from None
+
+
+def _check_match(model: nn.Module, state: dict, path: Path) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in expected.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if not (missing or unexpected or shapes):
+        return
+    name = getattr(model, "arch", {}).get("name", type(model).__name__)
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s) (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[0]})")
+    if shapes:
+        k, got, want = shapes[0]
+        parts.append(f"{len(shapes)} shape mismatch(es) (e.g. {k}: checkpoint {got} vs model {want})")
+    raise UserError(f"{path}: checkpoint does not match model {name}: {'; '.join(parts)}")
+
+
+def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
+    """Write through a temporary file in the same folder, fsync, then os.replace: all or nothing."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    # safetensors refuses non-contiguous or storage-sharing tensors; a private copy is neither
+    return t.detach().to("cpu").contiguous().clone()
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such checkpoint file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a checkpoint file")
+    return path
+
+
+def _first_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200] or type(e).__name__

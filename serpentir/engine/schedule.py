@@ -1,0 +1,25 @@
+"""The learning-rate schedule as a pure function of the step.
+
+A function of the step (rather than a stateful LR scheduler object) makes resuming exact by
+construction: restoring the step restores the schedule, whatever `steps` the resumed run uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def lr_at(step: int, *, base_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0) -> float:
+    """The learning rate for the update that takes the weights from `step` to `step + 1` (0-based).
+
+    Linear warm-up over the first `warmup_steps` updates (base_lr * (step + 1) / warmup_steps, so the
+    first update is not wasted at lr 0), then half a cosine from base_lr down to min_lr at the last
+    update (total_steps - 1).
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    decay_steps = total_steps - warmup_steps - 1
+    if decay_steps <= 0:
+        return base_lr
+    progress = min(1.0, max(0.0, (step - warmup_steps) / decay_steps))
+    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
