@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-import torch
 from torch import Tensor, nn
 
 from ..layers import DownSBlock, PatchEmbed, PixelHead, UpSBlock, pad_to_multiple, vss_stage
+from .image_boundary import check_image, image_residual
 
 
 @dataclass
@@ -57,16 +57,8 @@ class Serpent(nn.Module):
         self.head = PixelHead(dims[0], cfg.out_channels, cfg.patch_size)
         self.size_multiple = cfg.patch_size * 2 ** len(cfg.depths)
 
-    def residual(self, x: Tensor) -> Tensor:
-        """The input as seen by the output: extra input channels (a mask) dropped, grey broadcast to RGB."""
-        c_out = self.config.out_channels
-        if x.shape[1] >= c_out:
-            return x[:, :c_out]
-        return x[:, :1].expand(-1, c_out, -1, -1)
-
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected (N, {self.config.in_channels}, H, W) input, got {tuple(x.shape)}")
+        check_image(x, self.config.in_channels)
         H, W = x.shape[-2:]
         padded = pad_to_multiple(x, self.size_multiple)
         h = self.embed(padded)
@@ -77,7 +69,7 @@ class Serpent(nn.Module):
         h = self.bottleneck(h)
         for stage, skip in zip(self.up, reversed(skips)):
             h = stage(h, skip)
-        out = self.residual(padded) + self.head(h)
+        out = image_residual(padded, self.config.out_channels) + self.head(h)
         return out[..., :H, :W]
 
     def arch_dict(self) -> dict:

@@ -1,0 +1,84 @@
+"""`serpentir bench`: the cost benchmark on the command line (cli.py wires it in with add_bench_parser)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(t) for t in _csv_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("sizes must be positive")
+    return sizes
+
+
+def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `bench` subcommand; the parsed namespace's func runs it."""
+    from .cost import DEFAULT_SIZES
+
+    p = subparsers.add_parser(
+        "bench", help="measure parameters, FLOPs, peak memory and latency of models against resolution",
+        description="Cost benchmark: parameters, FLOPs/MACs, peak memory (inference and one training step) and "
+                    "latency per model and square size; writes bench.md, bench.csv, ratios.csv and PNG plots.")
+    p.add_argument("--models", type=_csv_list, default=["swinir-b", "serpent-l"],
+                   help="comma-separated registered names (default swinir-b,serpent-l)")
+    p.add_argument("--sizes", type=_sizes, default=list(DEFAULT_SIZES),
+                   help=f"comma-separated square sizes (default {','.join(map(str, DEFAULT_SIZES))})")
+    p.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default ./bench)")
+    p.add_argument("--reference", default="swinir-b", help="model the ratios are taken against (default swinir-b)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--skip-latency", action="store_true", help="do not time inference")
+    p.add_argument("--skip-memory", action="store_true", help="do not measure peak memory")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement before 'timeout' (default 300)")
+    p.add_argument("--repeats", type=int, default=5, help="timed latency runs after the warm-up (default 5)")
+    p.add_argument("--memory-limit-gb", type=float, default=None,
+                   help="CPU: memory one measured step may add before it counts as OOM (default: no limit)")
+    p.add_argument("--measure-up-to", type=int, default=None, metavar="SIZE",
+                   help="measure memory and latency only at sizes up to SIZE; larger sizes get counts only")
+    p.add_argument("--threads", type=int, default=None, help="torch threads in each measuring process")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
+    p.set_defaults(func=run_bench_command)
+    return p
+
+
+def run_bench_command(args: argparse.Namespace) -> None:
+    """Validate, measure, write the outputs, print the markdown table."""
+    from ..models import list_models
+    from .cost import BenchSettings, run_benchmark
+    from .report import write_report
+
+    unknown = [m for m in args.models if m not in list_models()]
+    if unknown:
+        raise UserError(f"unknown model(s) {', '.join(unknown)}; known models: {', '.join(list_models())}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available")
+    if args.timeout <= 0 or args.repeats < 1:
+        raise UserError("--timeout must be positive and --repeats at least 1")
+    settings = BenchSettings(
+        models=tuple(args.models), sizes=tuple(args.sizes), device=args.device,
+        measure_memory=not args.skip_memory, measure_latency=not args.skip_latency, timeout=args.timeout,
+        repeats=args.repeats, memory_limit_gb=args.memory_limit_gb, threads=args.threads,
+        measure_up_to=args.measure_up_to,
+    )
+    rows = run_benchmark(settings, on_row=lambda done: write_report(done, args.out, settings, args.reference))
+    text = write_report(rows, args.out, settings, args.reference)
+    if not args.no_plots:
+        from .plots import plot_costs
+
+        plot_costs(rows, args.out)
+    print(text)
+    print(f"written to {args.out}/: bench.md, bench.csv, ratios.csv"
+          + ("" if args.no_plots else ", flops.png, memory.png, latency.png"))

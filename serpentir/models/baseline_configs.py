@@ -1,0 +1,42 @@
+"""The baselines Serpent is compared with, in their published configurations.
+
+Parameter counts (checked in tests/test_baselines.py): swinir-b 11.50M (the denoising / JPEG form,
+no upsampler; 11.90M with the classical SR x4 upsampler, as published), restormer 26.13M,
+nafnet-w32 17.11M and nafnet-w64 67.89M (GoPro), unet 2.44M (within 10% of serpent-b).
+"""
+
+from .nafnet import NAFNet
+from .registry import register_model
+from .restormer import Restormer
+from .swinir import SwinIR
+from .unet import UNet
+
+register_model(
+    "swinir-s", SwinIR, "swinir", "SwinIR small: width 60, 4 groups x 6 Swin layers, window 8",
+    embed_dim=60, depths=(6,) * 4, num_heads=6, window_size=8, mlp_ratio=2.0,
+)
+register_model(
+    "swinir-b", SwinIR, "swinir", "SwinIR (denoising/JPEG form): width 180, 6 groups x 6 layers, 6 heads",
+    embed_dim=180, depths=(6,) * 6, num_heads=6, window_size=8, mlp_ratio=2.0,
+)
+register_model(
+    "swinir-l", SwinIR, "swinir", "SwinIR large: width 240, 9 groups x 6 layers, 8 heads",
+    embed_dim=240, depths=(6,) * 9, num_heads=8, window_size=8, mlp_ratio=2.0,
+)
+register_model(
+    "restormer", Restormer, "restormer", "Restormer as published: dim 48, blocks 4/6/6/8 + 4 refinement",
+    dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4, heads=(1, 2, 4, 8),
+    ffn_expansion_factor=2.66, bias=False, layernorm_type="WithBias",
+)
+register_model(
+    "nafnet-w32", NAFNet, "nafnet", "NAFNet width 32, GoPro configuration (enc 1/1/1/28, middle 1)",
+    width=32, enc_blocks=(1, 1, 1, 28), middle_blocks=1, dec_blocks=(1, 1, 1, 1),
+)
+register_model(
+    "nafnet-w64", NAFNet, "nafnet", "NAFNet width 64, GoPro configuration (enc 1/1/1/28, middle 1)",
+    width=64, enc_blocks=(1, 1, 1, 28), middle_blocks=1, dec_blocks=(1, 1, 1, 1),
+)
+register_model(
+    "unet", UNet, "unet", "plain conv U-Net, 4 levels from width 36: serpent-b's parameter budget",
+    width=36, levels=4,
+)
