@@ -110,3 +110,11 @@ def test_cost_grows_linearly_with_pixels():
     assert c512.scan_flops > 0 and c512.matmul_flops > 0
     assert abs(c1024.flops / (4 * c512.flops) - 1) < 0.05
     assert abs(c1024.macs / (4 * c512.macs) - 1) < 0.05
+
+
+def test_training_works_after_inference_mode_in_the_same_process():
+    """Cached scan orders made under inference_mode must not poison a later training step."""
+    model = serpentir.create_model("serpent-t")
+    with torch.inference_mode():
+        model(torch.rand(1, 3, 24, 40))
+    model(torch.rand(1, 3, 24, 40)).mean().backward()

@@ -49,13 +49,17 @@ class MultiDirectionSSM(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         Bsz, H, W, d = x.shape
         K, N, R, L = self.directions, self.d_state, self.dt_rank, H * W
+        # Every tensor below is a view of one of three buffers: the unrolled tokens (token-major,
+        # (B, L, K, d) in memory), the x projection and the dt projection; no transposed copies.
         seqs = unroll(x, K, self.order)  # (B, K, L, d)
-        proj = torch.einsum("bkld,kcd->bkcl", seqs, self.x_proj_weight)
-        dt, Bs, Cs = torch.split(proj, [R, N, N], dim=2)
-        dt = torch.einsum("bkrl,kdr->bkdl", dt, self.dt_proj_weight)
-        u = seqs.transpose(2, 3).reshape(Bsz, K * d, L)
+        tokens = seqs.permute(1, 0, 2, 3).reshape(K, Bsz * L, d)
+        proj = torch.bmm(tokens, self.x_proj_weight.transpose(1, 2))  # (K, B*L, R + 2N)
+        dt = torch.bmm(self.dt_proj_weight, proj[..., :R].transpose(1, 2))  # (K, d, B*L)
+        u = seqs.permute(0, 1, 3, 2).reshape(Bsz, K * d, L)
+        delta = dt.view(K * d, Bsz, L).transpose(0, 1)
+        bc = proj.view(K, Bsz, L, R + 2 * N).permute(1, 0, 3, 2)  # (B, K, R + 2N, L)
         y = selective_scan(
-            u, dt.reshape(Bsz, K * d, L), -torch.exp(self.A_log.float()), Bs.contiguous(), Cs.contiguous(),
+            u, delta, -torch.exp(self.A_log.float()), bc[:, :, R:R + N], bc[:, :, R + N:],
             D=self.D.float(), delta_bias=self.dt_proj_bias.reshape(-1).float(), delta_softplus=True,
             backend=self.scan_backend,
         )

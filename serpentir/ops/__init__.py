@@ -2,11 +2,12 @@
 
 from .flops import SCAN_FLOP_FORMULA, ScanCostRecorder, record_scan_cost, scan_flops, scan_macs
 from .scan_chunked import chunked_scan_core
+from .scan_cpu import selective_scan_cpu
 from .scan_reference import selective_scan_ref
 from .selective_scan import BACKENDS, available_backends, resolve_backend, selective_scan, selective_scan_chunked
 
 __all__ = [
-    "selective_scan", "selective_scan_ref", "selective_scan_chunked", "chunked_scan_core", "available_backends",
-    "resolve_backend", "BACKENDS", "scan_flops", "scan_macs", "record_scan_cost", "ScanCostRecorder",
-    "SCAN_FLOP_FORMULA",
+    "selective_scan", "selective_scan_ref", "selective_scan_chunked", "selective_scan_cpu", "chunked_scan_core",
+    "available_backends", "resolve_backend", "BACKENDS", "scan_flops", "scan_macs", "record_scan_cost",
+    "ScanCostRecorder", "SCAN_FLOP_FORMULA",
 ]

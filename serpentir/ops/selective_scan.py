@@ -12,6 +12,8 @@ from torch import Tensor
 
 from .flops import active_recorder
 from .scan_chunked import chunked_scan_core
+from .scan_cpu import selective_scan_cpu
+from .scan_cpu_build import cpu_kernel_ops
 from .scan_cuda import mamba_selective_scan_fn, selective_scan_cuda
 from .scan_reference import compute_dtype, selective_scan_ref
 
@@ -63,15 +65,22 @@ BACKENDS: dict[str, Callable] = {
     "ref": selective_scan_ref,
     "chunked": selective_scan_chunked,
     "cuda": selective_scan_cuda,
+    "cpu": selective_scan_cpu,
 }
 
 
 def available_backends(device: torch.device | str = "cpu") -> list[str]:
-    """Backends that can run on `device` in this installation, best first."""
+    """Backends that can run on `device` in this installation, best first.
+
+    On the CPU this builds the compiled kernel on first call (once per process, then torch's cache),
+    unless SERPENTIR_DISABLE_CPU_KERNEL=1; a failed build logs one warning and leaves 'chunked' first.
+    """
     device = torch.device(device)
     names = []
     if device.type == "cuda" and mamba_selective_scan_fn() is not None:
         names.append("cuda")
+    if device.type == "cpu" and cpu_kernel_ops() is not None:
+        names.append("cpu")
     names += ["chunked", "ref"]
     return names
 
@@ -93,6 +102,8 @@ def resolve_backend(backend: str, u: Tensor) -> str:
         raise ValueError(f"unknown selective-scan backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
     if backend == "cuda" and not u.is_cuda:
         raise ValueError("the 'cuda' selective-scan backend needs tensors on a CUDA device")
+    if backend == "cpu" and u.device.type != "cpu":
+        raise ValueError("the 'cpu' selective-scan backend needs tensors on the CPU")
     return backend
 
 
