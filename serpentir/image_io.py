@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from .atomic_write import atomic_path
 from .errors import UserError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -143,37 +143,19 @@ def save_image(img: Tensor, path: str | Path, *, overwrite: bool = False, bit_de
         raise UserError(f"{path}: JPEG has no alpha channel; save RGBA images as PNG")
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise UserError(f"{path}: cannot write ({_one_line(e)})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             if bit_depth == 16 and array.shape[2] != 1:
                 f.write(_encode_png16(array))
             else:
                 pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
                 options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
                 pil.save(f, format=fmt, **options)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise UserError(f"{path}: cannot write ({_one_line(e)})") from None
-        raise
+    except OSError as e:
+        raise UserError(f"{path}: cannot write ({_one_line(e)})") from None
 
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _pil_to_array(im: Image.Image) -> np.ndarray:

@@ -12,3 +12,12 @@ os.environ.setdefault("SERPENTIR_DISABLE_CPU_KERNEL", "1")
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: small models run faster than with two contending threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

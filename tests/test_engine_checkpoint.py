@@ -12,12 +12,7 @@ from serpentir.engine.checkpoint import (load_checkpoint, load_train_state, load
 from serpentir.errors import UserError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contending ones
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model_and_task(task="inpaint", **kwargs):

@@ -13,12 +13,7 @@ from serpentir.engine.build import build_model, build_task
 from serpentir.image_io import load_image, save_image
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

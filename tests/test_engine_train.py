@@ -9,12 +9,7 @@ from serpentir.engine import load_checkpoint, load_config, train
 from serpentir.engine.tiling import run_tiled
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: one thread is faster than two contending ones
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = ["model.name=serpent-t", "data.num_workers=0", "progress=false", "tensorboard=false", "lpips_at_end=false"]

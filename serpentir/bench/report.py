@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..ops import SCAN_FLOP_FORMULA, available_backends
-from .atomic_write import write_text_atomic
+from ..atomic_write import write_text_atomic
 from .cost import FAILURES, BenchSettings, Cell, CostRow
 
 CSV_COLUMNS = ("model", "size", "params", "flops", "macs", "infer_peak_mb", "train_peak_mb", "latency_ms")

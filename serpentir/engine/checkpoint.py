@@ -10,14 +10,12 @@ torch.save dict loaded with weights_only=True.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from ..atomic_write import atomic_path
 from ..errors import UserError
 from .build import build_model, build_task
 
@@ -55,8 +53,10 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, task, step: int, ema_
         tensors.update({EMA_PREFIX + k: _plain(v) for k, v in ema_model.state_dict().items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     if train_state is not None:
-        _atomic_write(state_path_for(path), lambda tmp: torch.save({**train_state, "step": int(step)}, tmp))
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        with atomic_path(state_path_for(path)) as tmp:
+            torch.save({**train_state, "step": int(step)}, tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 
@@ -143,20 +143,6 @@ def _check_match(model: nn.Module, state: dict, path: Path) -> None:
         k, got, want = shapes[0]
         parts.append(f"{len(shapes)} shape mismatch(es) (e.g. {k}: checkpoint {got} vs model {want})")
     raise UserError(f"{path}: checkpoint does not match model {name}: {'; '.join(parts)}")
-
-
-def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    """Write through a temporary file in the same folder, fsync, then os.replace: all or nothing."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _plain(t: torch.Tensor) -> torch.Tensor:

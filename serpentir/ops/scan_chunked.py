@@ -103,7 +103,6 @@ class ChunkedScan(torch.autograd.Function):
         dc = _time_major(delta.reshape(b, G, dg, L), T)
         Bc, Cc = _time_major_state(B, T), _time_major_state(C, T)
         A6 = A.reshape(G, dg, 1, N)
-        groups = _chunk_groups(T, b, dim, chunks, N)
 
         # pass 1: every chunk from a zero state, one step at a time -> its end state
         end_state = _scan_steps(dc, uc, Bc, A6, uc.new_zeros(b, G, dg, chunks, N))

@@ -1,4 +1,7 @@
-"""Write a file so that readers see the old version or the new one, never half of one."""
+"""Write a file so that readers see the old version or the new one, never half of one.
+
+Every output serpentir writes (images, checkpoints, reports, plots) goes through here.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the result private
     try:
         yield Path(tmp)
+        with open(tmp, "rb") as f:  # on disk before the rename, so a crash cannot leave an empty file
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -33,5 +38,3 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
