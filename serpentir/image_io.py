@@ -16,10 +16,12 @@ Conventions:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -54,47 +56,11 @@ def list_images(root: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def verify_image(path: str | Path) -> None:
-    """Cheaply check that a file is a readable image (header and, for PNG, chunk checksums).
-
-    Used when a dataset is built, so a bad file is named before training starts rather than deep
-    inside a DataLoader worker. A truncated JPEG can still pass; `load_image` catches that one.
-    """
-    path = Path(path)
+@contextlib.contextmanager
+def _named_read_errors(path: Path) -> Iterator[None]:
+    """Every way reading an image can fail becomes one UserError line that names the file."""
     try:
-        with Image.open(path) as im:
-            im.verify()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, not an image file") from None
-    except PermissionError:
-        raise UserError(f"{path}: permission denied") from None
-    except UnidentifiedImageError:
-        raise UserError(f"{path}: not an image file (cannot identify image)") from None
-    except Image.DecompressionBombError as e:
-        raise UserError(f"{path}: image too large ({e})") from None
-    except _DECODE_ERRORS as e:
-        raise UserError(f"{path}: broken or truncated image ({_one_line(e)})") from None
-
-
-def load_image(path: str | Path, channels: int | None = None) -> Tensor:
-    """Read an image file as a (C, H, W) float32 tensor in [0, 1]; channels=1 or 3 converts.
-
-    Without `channels`, greyscale files give C=1 and everything else C=3 (alpha composited on white).
-    """
-    path = Path(path)
-    if channels not in (None, 1, 3):
-        raise UserError(f"channels must be 1 or 3, not {channels!r}")
-    try:
-        with Image.open(path) as im:
-            if _is_16bit_colour_png(im):
-                array = _decode_png16(path)
-            elif _is_16bit_colour_tiff(im):
-                array = _decode_tiff16(path)
-            else:
-                im = ImageOps.exif_transpose(im)
-                array = _pil_to_array(im)
+        yield
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -109,6 +75,35 @@ def load_image(path: str | Path, channels: int | None = None) -> Tensor:
         raise
     except _DECODE_ERRORS as e:
         raise UserError(f"{path}: broken or truncated image ({_one_line(e)})") from None
+
+
+def verify_image(path: str | Path) -> None:
+    """Cheaply check that a file is a readable image (header and, for PNG, chunk checksums).
+
+    Used when a dataset is built, so a bad file is named before training starts rather than deep
+    inside a DataLoader worker. A truncated JPEG can still pass; `load_image` catches that one.
+    """
+    path = Path(path)
+    with _named_read_errors(path), Image.open(path) as im:
+        im.verify()
+
+
+def load_image(path: str | Path, channels: int | None = None) -> Tensor:
+    """Read an image file as a (C, H, W) float32 tensor in [0, 1]; channels=1 or 3 converts.
+
+    Without `channels`, greyscale files give C=1 and everything else C=3 (alpha composited on white).
+    """
+    path = Path(path)
+    if channels not in (None, 1, 3):
+        raise UserError(f"channels must be 1 or 3, not {channels!r}")
+    with _named_read_errors(path), Image.open(path) as im:
+        if _is_16bit_colour_png(im):
+            array = _decode_png16(path)
+        elif _is_16bit_colour_tiff(im):
+            array = _decode_tiff16(path)
+        else:
+            im = ImageOps.exif_transpose(im)
+            array = _pil_to_array(im)
     img = _composite_alpha(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1))
     return _convert_channels(img, channels).contiguous()
 
