@@ -21,11 +21,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the result private
     try:
         yield Path(tmp)
         with open(tmp, "rb") as f:  # on disk before the rename, so a crash cannot leave an empty file
             os.fsync(f.fileno())
+        # after the writer: mkstemp's 0600 (or a writer that recreates the file) would make it private
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

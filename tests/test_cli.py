@@ -86,8 +86,9 @@ def test_restore_never_writes_over_its_input(tmp_path, photos, capsys):
 
 def test_restore_without_weights_says_none_are_bundled(photos, tmp_path, capsys):
     root, _ = photos
-    code, _, err = run(["restore", root / "astronaut.png", "-o", tmp_path / "o.png", "--task", "gaussian_deblur"], capsys)
-    assert_one_line_error(code, err, "no bundled weights exist yet for task 'gaussian_deblur'; pass --weights")
+    code, _, err = run(["restore", root / "astronaut.png", "-o", tmp_path / "o.png", "--task", "motion_deblur"], capsys)
+    assert_one_line_error(code, err, "no bundled weights for task 'motion_deblur'")
+    assert "pass --weights" in err
 
 
 @pytest.mark.parametrize("argv, needle", [

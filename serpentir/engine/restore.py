@@ -17,6 +17,16 @@ from .tiling import run_tiled
 
 MASK_FOLDER = "masks"  # a folder of masks beside degraded images, as `serpentir degrade` writes them
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_TASK = "gaussian_deblur"  # the paper's task: what `restore` does when nothing else is said
+
+
+def side_by_side(*images: Tensor, gap: int = 8) -> Tensor:
+    """(C, H, W) images of one height -> one image, left to right, white gaps between: for eyes."""
+    channels = max(img.shape[0] for img in images)
+    images = [img[:3].expand(channels, -1, -1) if img.shape[0] < channels else img[:channels] for img in images]
+    spacer = torch.ones(channels, images[0].shape[1], gap)
+    parts = [p for img in images for p in (img.clamp(0, 1), spacer)][:-1]
+    return torch.cat(parts, dim=2)
 
 
 @torch.no_grad()
@@ -88,8 +98,11 @@ def plan_restore(input_path: str | Path, output_path: str | Path, *, overwrite: 
 def restore_path(input_path: str | Path, output_path: str | Path, *, weights: str | Path | None = None,
                  task: str | None = None, device: str = "auto", tile: int | None = None, overlap: int = 32,
                  overwrite: bool = False, suffix: str | None = None, mask: str | Path | None = None,
-                 progress: bool = True) -> list[Path]:
-    """Restore an image or a folder with a checkpoint; returns the files written."""
+                 progress: bool = True, compare: bool = False) -> list[Path]:
+    """Restore an image or a folder with a checkpoint; returns the files written.
+
+    compare=True writes input | restored side by side instead of the restored image alone.
+    """
     from tqdm import tqdm
 
     from ..image_io import load_image, save_image
@@ -112,15 +125,16 @@ def restore_path(input_path: str | Path, output_path: str | Path, *, weights: st
                 raise UserError(f"{job.mask}: mask is {tuple(m.shape[-2:])} but the image {job.source} is {tuple(x.shape[-2:])}")
             x = torch.cat([x, m], dim=0)
         y = restore_tensor(model, x, tile=tile, overlap=overlap)
-        save_image(y, job.target, overwrite=overwrite)
+        save_image(side_by_side(x[: y.shape[0]], y) if compare else y, job.target, overwrite=overwrite)
         written.append(job.target)
     return written
 
 
 def bundled_weights(task: str | None) -> Path:
-    """The bundled checkpoint for a task, or a one-line error saying there is none yet."""
+    """The bundled checkpoint for a task (DEFAULT_TASK when None), or a one-line error saying there is none."""
     from .checkpoint import read_metadata
 
+    task = task or DEFAULT_TASK
     by_task: dict[str, Path] = {}
     for path in sorted(WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []:
         try:
@@ -129,11 +143,9 @@ def bundled_weights(task: str | None) -> Path:
             continue
     if task in by_task:
         return by_task[task]
-    if task is None and by_task:
-        raise UserError(f"pass --task NAME to pick bundled weights (bundled: {', '.join(sorted(by_task))}) "
-                        "or --weights CKPT")
-    what = f" for task {task!r}" if task else ""
-    raise UserError(f"no bundled weights exist yet{what}; pass --weights CKPT (a checkpoint written by `serpentir train`)")
+    bundled = f" (bundled: {', '.join(sorted(by_task))})" if by_task else ""
+    raise UserError(f"no bundled weights for task {task!r}{bundled}; pass --weights CKPT "
+                    "(a checkpoint written by `serpentir train`)")
 
 
 def _check_outputs(jobs: list[RestoreJob], overwrite: bool) -> None:

@@ -1,0 +1,67 @@
+"""Bundling a run (weights + model card scored against the input and the classical method), the demo,
+and `restore` with bundled weights and --side-by-side."""
+
+import pytest
+import torch
+
+from real_photos import photo
+from serpentir import cli
+from serpentir.engine import load_checkpoint, save_checkpoint
+from serpentir.engine import restore as restore_module
+from serpentir.engine.build import build_model, build_task
+from serpentir.engine.bundle import bundle_run
+from serpentir.engine.demo import run_demo
+from serpentir.image_io import load_image, save_image
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def bundled(tmp_path, monkeypatch):
+    """An (untrained) serpent-t deblurring checkpoint bundled into a private weights folder."""
+    task = build_task("gaussian_deblur", {"kernel_size": 15, "sigma": 1.5})
+    model = build_model("serpent-t", {}, channels=3, extra_channels=0)
+    ckpt = save_checkpoint(tmp_path / "run" / "last.safetensors", model=model, task=task, step=7, ema_model=model,
+                           config={"data": {"batch_size": 2, "crop_size": 32}})
+    val, train = tmp_path / "val", tmp_path / "train"
+    save_image(photo("astronaut", (48, 40)), val / "a.png")
+    save_image(photo("coffee", (40, 56)), val / "b.png")
+    save_image(photo("chelsea", (40, 40)), train / "c.png")
+    weights_dir = tmp_path / "weights"
+    weights, card = bundle_run(ckpt, wall_time_s=90, out_dir=weights_dir, train_dir=train, val_dir=val)
+    monkeypatch.setattr(restore_module, "WEIGHTS_DIR", weights_dir)
+    return weights, card, val
+
+
+def test_bundle_writes_model_weights_and_an_honest_card(bundled):
+    weights, card, _ = bundled
+    model, task, meta = load_checkpoint(weights)
+    assert task.name == "gaussian_deblur" and meta["step"] == 7
+    from safetensors.torch import load_file
+
+    assert not any(k.startswith("ema.") for k in load_file(str(weights)))  # one copy of the weights only
+    text = card.read_text()
+    for needle in ("| degraded input |", "Wiener deconvolution with the true kernel", "| serpent-t |",
+                   "Validation photos (held out, whole images): a.png, b.png", "Training photos: c.png",
+                   "Wall time: 1.5 min", "configs/bundled/gaussian_deblur.yaml"):
+        assert needle in text, needle
+
+
+def test_demo_writes_degraded_restored_original(bundled, tmp_path):
+    _, _, val = bundled
+    out = tmp_path / "demo.png"
+    report = run_demo(out, image=val / "a.png")
+    assert "degraded  PSNR" in report and "restored  PSNR" in report
+    assert load_image(out).shape == (3, 48, 3 * 40 + 2 * 8)
+    with pytest.raises(Exception, match="already exists"):
+        run_demo(out, image=val / "a.png")
+
+
+def test_restore_defaults_to_the_bundled_deblurring_model_and_shows_both(bundled, tmp_path, capsys):
+    _, _, val = bundled
+    assert cli.main(["restore", str(val / "b.png"), "-o", str(tmp_path / "o.png")]) == 0
+    assert load_image(tmp_path / "o.png").shape == (3, 40, 56)
+    assert cli.main(["restore", str(val / "b.png"), "-o", str(tmp_path / "s.png"), "--side-by-side"]) == 0
+    both = load_image(tmp_path / "s.png")
+    assert both.shape == (3, 40, 2 * 56 + 8)
+    torch.testing.assert_close(both[:, :, :56], load_image(val / "b.png"), atol=1 / 255, rtol=0)
