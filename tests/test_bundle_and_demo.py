@@ -65,3 +65,17 @@ def test_restore_defaults_to_the_bundled_deblurring_model_and_shows_both(bundled
     both = load_image(tmp_path / "s.png")
     assert both.shape == (3, 40, 2 * 56 + 8)
     torch.testing.assert_close(both[:, :, :56], load_image(val / "b.png"), atol=1 / 255, rtol=0)
+
+
+def test_the_bundled_deblurring_model_sharpens_a_held_out_photo():
+    """The shipped weights themselves: astronaut is a validation photo, never trained on."""
+    from serpentir.engine.restore import bundled_weights
+    from serpentir.metrics import psnr
+
+    model, task, _ = load_checkpoint(bundled_weights(None))
+    assert task.name == "gaussian_deblur"
+    clean = photo("astronaut", (128, 128), top=60, left=180)
+    blurred = task(clean, seed=0)
+    with torch.no_grad():
+        restored = model(blurred[None])
+    assert psnr(restored, clean[None]).item() > psnr(blurred[None], clean[None]).item() + 1.0
