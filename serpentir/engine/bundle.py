@@ -29,7 +29,8 @@ def score_against_references(model, task, val_dir: Path, seed: int = 0) -> dict[
     """
     from ..classical import classical_restore, tune_strength
 
-    items = [degraded_items(val_dir, task, channels=3, seed=seed)[i] for i in range(len(list_names(val_dir)))]
+    lazy = degraded_items(val_dir, task, channels=3, seed=seed)
+    items = [lazy[i] for i in range(len(lazy))]
     seeds = [seed * 100003 + i for i in range(len(items))]  # ImageFolderDataset's validation seeding
     strength, _ = tune_strength(task, [(d, c, s) for (_, d, c), s in zip(items, seeds)])
     rows: dict[str, list[dict]] = {"model": [], "input": [], "classical": []}
