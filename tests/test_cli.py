@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import torch
-from skimage import data as skdata
 
+from real_photos import photo
 from serpentir import cli
 from serpentir.engine import save_checkpoint
 from serpentir.engine.build import build_model, build_task
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def photos(tmp_path):
     """A folder of two small real photos (one in a subfolder) and a denoising checkpoint."""
     root = tmp_path / "photos"
-    astronaut = torch.from_numpy(skdata.astronaut()[60:100, 200:236].copy()).permute(2, 0, 1).float() / 255
-    chelsea = torch.from_numpy(skdata.chelsea()[50:90, 100:150].copy()).permute(2, 0, 1).float() / 255
+    astronaut = photo("astronaut", (40, 36), top=60, left=200)
+    chelsea = photo("chelsea", (40, 50), top=50, left=100)
     save_image(astronaut, root / "astronaut.png")
     save_image(chelsea, root / "cats" / "chelsea.jpg")
     torch.manual_seed(0)

@@ -5,8 +5,8 @@ import csv
 
 import pytest
 import torch
-from skimage import data as skdata
 
+from real_photos import photo
 from serpentir import metrics
 from serpentir.engine import degrade_folder, evaluate_checkpoint, format_summary, save_checkpoint
 from serpentir.engine.build import build_model, build_task
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def clean_dir(tmp_path):
     """Two small real photos, one in a subfolder."""
     root = tmp_path / "clean"
-    astronaut = torch.from_numpy(skdata.astronaut()[60:108, 200:240].copy()).permute(2, 0, 1).float() / 255
-    coffee = torch.from_numpy(skdata.coffee()[100:140, 200:256].copy()).permute(2, 0, 1).float() / 255
+    astronaut = photo("astronaut", (48, 40), top=60, left=200)
+    coffee = photo("coffee", (40, 56), top=100, left=200)
     save_image(astronaut, root / "astronaut.png")
     save_image(coffee, root / "sub" / "coffee.png")
     return root
