@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +44,7 @@ from .image_io import IMAGE_EXTENSIONS, list_images, load_image, verify_image
 VAL_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee")
 SAMPLES_VERSION = 1
 MAX_SIDE = 768
+DECODED_CACHE_MB = 256.0  # per dataset copy (each DataLoader worker holds one)
 
 
 def _checked_files(files: list[Path], skip_bad: bool) -> list[Path]:
@@ -57,6 +59,36 @@ def _checked_files(files: list[Path], skip_bad: bool) -> list[Path]:
                 raise
             warnings.warn(f"skipping {e}", stacklevel=3)
     return good
+
+
+class DecodedImageCache:
+    """Decoded images by file index, least recently used dropped first, within a byte budget.
+
+    A training item is a small crop of a large photo: decoding the whole PNG for every crop cost
+    more CPU than the model step of serpent-t on 64-pixel crops. Small folders (the bundled
+    photos) then decode each file once per worker; a large one keeps only what fits.
+    """
+
+    def __init__(self, budget_mb: float) -> None:
+        self.budget = int(budget_mb * 2**20)
+        self.used = 0
+        self.images: OrderedDict[int, Tensor] = OrderedDict()
+
+    def get(self, key: int) -> Tensor | None:
+        image = self.images.get(key)
+        if image is not None:
+            self.images.move_to_end(key)
+        return image
+
+    def put(self, key: int, image: Tensor) -> None:
+        size = image.numel() * image.element_size()
+        if size > self.budget or key in self.images:
+            return
+        while self.used + size > self.budget:
+            _, dropped = self.images.popitem(last=False)
+            self.used -= dropped.numel() * dropped.element_size()
+        self.images[key] = image
+        self.used += size
 
 
 def _center_crop(img: Tensor, size: int) -> Tensor:
@@ -77,11 +109,13 @@ class ImageFolderDataset(Dataset):
     """Clean images from a folder (recursive), degraded on the fly: items {"input", "target", "name", "seed"}.
 
     `seed` in an item is the degradation seed, so `task.kernel(item["seed"])` recovers the blur
-    kernel (e.g. for Wiener baselines). `repeat` lengthens an epoch for small folders.
+    kernel (e.g. for Wiener baselines). `repeat` lengthens an epoch for small folders. Decoded
+    images are kept in a cache of `cache_mb` (0: decode every time).
     """
 
     def __init__(self, root: str | Path, task: Degradation, crop_size: int | None = 128, train: bool = True,
-                 channels: int = 3, seed: int = 0, skip_bad: bool = False, repeat: int = 1) -> None:
+                 channels: int = 3, seed: int = 0, skip_bad: bool = False, repeat: int = 1,
+                 cache_mb: float = DECODED_CACHE_MB) -> None:
         self.root = Path(root)
         files = list_images(self.root)
         if not files:
@@ -96,6 +130,7 @@ class ImageFolderDataset(Dataset):
         self.task, self.crop_size, self.train = task, crop_size, train
         self.channels, self.seed, self.skip_bad, self.repeat = channels, seed, skip_bad, repeat
         self.epoch = 0
+        self.cache = DecodedImageCache(cache_mb)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose crops, flips and degradation seeds the items use (call before each epoch).
@@ -109,11 +144,18 @@ class ImageFolderDataset(Dataset):
         return len(self.files) * self.repeat
 
     def _load(self, file_index: int) -> tuple[Tensor, Path]:
+        """The decoded image (shared with the cache: never modify it in place) and its path."""
         n = len(self.files)
         for attempt in range(n if self.skip_bad else 1):
-            path = self.files[(file_index + attempt) % n]
+            index = (file_index + attempt) % n
+            path = self.files[index]
+            cached = self.cache.get(index)
+            if cached is not None:
+                return cached, path
             try:
-                return load_image(path, channels=self.channels), path
+                image = load_image(path, channels=self.channels)
+                self.cache.put(index, image)
+                return image, path
             except UserError as e:
                 if not self.skip_bad:
                     raise
@@ -141,7 +183,7 @@ class ImageFolderDataset(Dataset):
             if self.crop_size:
                 target = _center_crop(target, self.crop_size)
             degradation_seed = self.seed * 100003 + index
-        target = target.contiguous()
+        target = target.clone(memory_format=torch.contiguous_format)  # never a view into the cache
         return {
             "input": self.task(target, degradation_seed),
             "target": target,

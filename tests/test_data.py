@@ -12,6 +12,7 @@ from real_photos import photo_array
 from serpentir.data import (
     MAX_SIDE,
     VAL_PHOTOS,
+    DecodedImageCache,
     ImageFolderDataset,
     PairedFolderDataset,
     sample_images_dir,
@@ -70,6 +71,33 @@ def test_dataloader_workers_give_the_same_items(folder):
     batch = next(iter(DataLoader(ds, batch_size=3, num_workers=1)))
     assert batch["input"].shape == (3, 4, 32, 32)
     assert torch.equal(batch["input"], direct)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_decoded_cache_changes_nothing_and_items_never_alias_it(folder, train):
+    task = get_task("denoise")
+    cached = ImageFolderDataset(folder, task, crop_size=None if not train else 32, train=train, seed=4)
+    fresh = ImageFolderDataset(folder, task, crop_size=None if not train else 32, train=train, seed=4, cache_mb=0)
+    first = [cached[i] for i in range(3)]
+    assert len(cached.cache.images) == 3 and len(fresh.cache.images) == 0
+    for it in first:
+        it["target"].fill_(0.5)  # a caller scribbling on its item must not reach the cache
+    for i in range(3):
+        a, b = cached[i], fresh[i]
+        assert torch.equal(a["target"], b["target"]) and torch.equal(a["input"], b["input"])
+        assert not torch.equal(a["target"], first[i]["target"])
+
+
+def test_decoded_cache_keeps_the_most_recent_within_its_budget():
+    cache = DecodedImageCache(budget_mb=3 * 4 * 2**10 / 2**20)  # room for three 1024-float images
+    for key in range(4):
+        cache.put(key, torch.full((1024,), float(key)))
+    assert list(cache.images) == [1, 2, 3] and cache.used == 3 * 4096
+    assert cache.get(1)[0] == 1.0  # touching 1 makes 2 the oldest
+    cache.put(4, torch.zeros(1024))
+    assert list(cache.images) == [3, 1, 4]
+    cache.put(5, torch.zeros(2048 * 4))  # bigger than the whole budget: not kept, nothing evicted
+    assert list(cache.images) == [3, 1, 4] and cache.get(5) is None
 
 
 def test_validation_items_are_centre_crops_with_index_seeds(folder):

@@ -3,6 +3,9 @@
 Parameter counts (checked in tests/test_baselines.py): swinir-b 11.50M (the denoising / JPEG form,
 no upsampler; 11.90M with the classical SR x4 upsampler, as published), restormer 26.13M,
 nafnet-w32 17.11M and nafnet-w64 67.89M (GoPro), unet 2.44M (within 10% of serpent-b).
+
+The "-t" sizes are scaled down to serpent-t's 0.37M parameters (within 10%) for the same-budget
+comparison of configs/compare/: swinir-t 0.35M, nafnet-t 0.41M, unet-t 0.37M.
 """
 
 from .nafnet import NAFNet
@@ -11,6 +14,10 @@ from .restormer import Restormer
 from .swinir import SwinIR
 from .unet import UNet
 
+register_model(
+    "swinir-t", SwinIR, "swinir", "SwinIR tiny, serpent-t's size: width 60, 2 groups x 4 Swin layers, window 8",
+    embed_dim=60, depths=(4,) * 2, num_heads=6, window_size=8, mlp_ratio=2.0,
+)
 register_model(
     "swinir-s", SwinIR, "swinir", "SwinIR small: width 60, 4 groups x 6 Swin layers, window 8",
     embed_dim=60, depths=(6,) * 4, num_heads=6, window_size=8, mlp_ratio=2.0,
@@ -29,12 +36,20 @@ register_model(
     ffn_expansion_factor=2.66, bias=False, layernorm_type="WithBias",
 )
 register_model(
+    "nafnet-t", NAFNet, "nafnet", "NAFNet tiny, serpent-t's size: width 16, 3 levels of 1 block, middle 2",
+    width=16, enc_blocks=(1, 1, 1), middle_blocks=2, dec_blocks=(1, 1, 1),
+)
+register_model(
     "nafnet-w32", NAFNet, "nafnet", "NAFNet width 32, GoPro configuration (enc 1/1/1/28, middle 1)",
     width=32, enc_blocks=(1, 1, 1, 28), middle_blocks=1, dec_blocks=(1, 1, 1, 1),
 )
 register_model(
     "nafnet-w64", NAFNet, "nafnet", "NAFNet width 64, GoPro configuration (enc 1/1/1/28, middle 1)",
     width=64, enc_blocks=(1, 1, 1, 28), middle_blocks=1, dec_blocks=(1, 1, 1, 1),
+)
+register_model(
+    "unet-t", UNet, "unet", "plain conv U-Net, 4 levels from width 14: serpent-t's parameter budget",
+    width=14, levels=4,
 )
 register_model(
     "unet", UNet, "unet", "plain conv U-Net, 4 levels from width 36: serpent-b's parameter budget",
