@@ -13,7 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from .bench.command import add_bench_parser
+from .bench.command import add_bench_parser, add_compare_parser
 from .errors import UserError
 
 
@@ -300,7 +300,7 @@ def add_degrade_parser(sub) -> None:
 # --- the parser -------------------------------------------------------------------------------------
 
 SUBCOMMANDS = [add_models_parser, add_tasks_parser, add_demo_parser, add_forward_parser, add_train_parser,
-               add_eval_parser, add_restore_parser, add_degrade_parser, add_bench_parser]
+               add_eval_parser, add_restore_parser, add_degrade_parser, add_bench_parser, add_compare_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

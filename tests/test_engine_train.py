@@ -93,3 +93,24 @@ def test_resume_is_bit_identical(tmp_path):
     # the log holds each step once, as if the run had never stopped
     with open(tmp_path / "b" / "train_log.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [3, 6]
+
+
+def test_init_from_starts_from_a_checkpoints_ema_weights(inpaint_run, tmp_path):
+    """Fine-tuning: the model and its EMA begin as the checkpoint's EMA weights; a mismatch is a UserError."""
+    from serpentir.errors import UserError
+
+    result, out = inpaint_run
+    common = TINY + ["task.name=inpaint", "steps=4", "data.crop_size=16", "data.batch_size=2",
+                     "data.val_crop_size=32", "data.max_val_images=1", "val_every=100", "ckpt_every=100"]
+    weights = out / "checkpoints" / "last.safetensors"
+    tuned = train(load_config(None, common + [f"init_from={weights}", f"out_dir={tmp_path / 'ft'}"]),
+                  stop_after=0, log=lambda m: None)
+    fresh = train(load_config(None, common + [f"out_dir={tmp_path / 'fresh'}"]), stop_after=0, log=lambda m: None)
+    trained = result.ema_model.state_dict()
+    for name, value in tuned.model.state_dict().items():
+        assert torch.equal(value, trained[name]), name
+        assert torch.equal(tuned.ema_model.state_dict()[name], trained[name]), name
+    assert any(not torch.equal(v, trained[k]) for k, v in fresh.model.state_dict().items())
+    with pytest.raises(UserError, match="last.safetensors"):
+        train(load_config(None, common + ["model.name=unet-t", f"init_from={weights}",
+                                          f"out_dir={tmp_path / 'bad'}"]), stop_after=0, log=lambda m: None)

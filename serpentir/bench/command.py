@@ -82,3 +82,40 @@ def run_bench_command(args: argparse.Namespace) -> None:
     print(text)
     print(f"written to {args.out}/: bench.md, bench.csv, ratios.csv"
           + ("" if args.no_plots else ", flops.png, memory.png, latency.png"))
+
+
+def add_compare_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `compare` subcommand; the parsed namespace's func runs it."""
+    p = subparsers.add_parser(
+        "compare", help="trained runs side by side: quality on held-out photos against parameters, FLOPs, latency",
+        description="Score trained runs of one task on the same whole held-out photos (with the degraded input and "
+                    "the classical method as references) and cost them: parameters, FLOPs at 256 and 512, CPU "
+                    "latency, training wall time. Writes compare.md, compare.csv and quality_vs_flops.png.",
+        epilog="example:\n  serpentir compare runs/compare/serpent-t runs/compare/swinir-t --out docs/compare",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders of `serpentir train` (or checkpoint files)")
+    p.add_argument("--out", type=Path, default=Path("compare"), help="output folder (default ./compare)")
+    p.add_argument("--val-dir", type=Path, default=None,
+                   help="clean held-out photos (default: the bundled validation photos)")
+    p.add_argument("--latency-size", type=int, default=512, help="square size to time (default 512; 0 skips timing)")
+    p.add_argument("--repeats", type=int, default=3, help="timed forward passes after the warm-up (default 3)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads in the timing process (default: all)")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds the timing of one model may take (default 900)")
+    p.add_argument("--no-plots", action="store_true", help="skip quality_vs_flops.png")
+    p.set_defaults(func=run_compare_command)
+    return p
+
+
+def run_compare_command(args: argparse.Namespace) -> None:
+    """Validate, score and cost every run, write the outputs, print the markdown."""
+    from .compare import compare_runs
+    from .compare_report import write_comparison
+
+    if args.timeout <= 0 or args.repeats < 1 or args.latency_size < 0:
+        raise UserError("--timeout must be positive, --repeats at least 1 and --latency-size >= 0")
+    if args.val_dir is not None and not args.val_dir.is_dir():
+        raise UserError(f"{args.val_dir}: no such folder of validation photos")
+    comparison = compare_runs(args.runs, val_dir=args.val_dir, latency_size=args.latency_size or None,
+                              repeats=args.repeats, threads=args.threads, timeout=args.timeout)
+    print(write_comparison(comparison, args.out, plot=not args.no_plots))
+    print(f"written to {args.out}/: compare.md, compare.csv" + ("" if args.no_plots else ", quality_vs_flops.png"))

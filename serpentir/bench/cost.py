@@ -80,16 +80,18 @@ class TaskOutcome:
     inherited: bool = False  # failed because an earlier task in the same child failed
 
 
-def count_params_and_flops(name: str, size: int, in_channels: int = 3) -> tuple[int, FlopCount]:
-    """Parameters and forward FLOPs/MACs of a registered model on a (1, C, size, size) input, on meta."""
+def count_params_and_flops(name: str, size: int, in_channels: int = 3,
+                           model_kwargs: dict | None = None) -> tuple[int, FlopCount]:
+    """Parameters and forward FLOPs/MACs of a registered model (with options) on a (1, C, size, size) input, on meta."""
     with torch.device("meta"):
-        model = create_model(name, in_channels=in_channels)
+        model = create_model(name, **{**(model_kwargs or {}), "in_channels": in_channels})
     params = sum(p.numel() for p in model.parameters())
     return params, count_flops(model, (1, in_channels, size, size))
 
 
-def _child_command(model: str, size: int, tasks: list[str], s: BenchSettings) -> list[str]:
-    cmd = [sys.executable, "-m", "serpentir.bench.measure", "--model", model, "--size", str(size),
+def _child_command(model: str, size: int, tasks: list[str], s: BenchSettings, model_kwargs: dict | None) -> list[str]:
+    cmd = [sys.executable, "-m", "serpentir.bench.measure", "--model", model, "--model-kwargs", json.dumps(model_kwargs or {}),
+           "--size", str(size),
            "--in-channels", str(s.in_channels), "--device", s.device, "--tasks", ",".join(tasks),
            "--repeats", str(s.repeats), "--latency-budget", str(0.8 * s.timeout)]
     if s.memory_limit_gb is not None:
@@ -106,9 +108,13 @@ def _pump(stream, put: Callable[[str | None], object]) -> None:
     put(None)
 
 
-def run_child(model: str, size: int, tasks: list[str], settings: BenchSettings) -> dict[str, TaskOutcome]:
-    """Run tasks in one child; each task gets `settings.timeout` seconds from its start, then the child dies."""
-    proc = subprocess.Popen(_child_command(model, size, tasks, settings), stdout=subprocess.PIPE,
+def run_child(model: str, size: int, tasks: list[str], settings: BenchSettings,
+              model_kwargs: dict | None = None) -> dict[str, TaskOutcome]:
+    """Run tasks in one child; each task gets `settings.timeout` seconds from its start, then the child dies.
+
+    model_kwargs: options on top of the registered configuration (a trained run's own).
+    """
+    proc = subprocess.Popen(_child_command(model, size, tasks, settings, model_kwargs), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     events: queue.Queue = queue.Queue()
     stderr_tail: deque = deque(maxlen=20)

@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--size", type=int, required=True)
+    p.add_argument("--model-kwargs", type=json.loads, default={}, help="JSON options on top of the registered ones")
     p.add_argument("--in-channels", type=int, default=3)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--tasks", required=True, help=f"comma-separated, in order, from {', '.join(TASKS)}")
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = create_model(args.model, in_channels=args.in_channels).to(device)
+    model = create_model(args.model, **{**args.model_kwargs, "in_channels": args.in_channels}).to(device)
     x = torch.rand(1, args.in_channels, args.size, args.size, device=device)
 
     def infer() -> None:

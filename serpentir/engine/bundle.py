@@ -21,30 +21,47 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def score_against_references(model, task, val_dir: Path, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Mean PSNR/SSIM/LPIPS of the model, the degraded input and the classical method on whole val photos.
+ValidationItem = tuple[str, torch.Tensor, torch.Tensor, int]  # (name, degraded, clean, degradation seed)
 
-    The classical method's strength is tuned on the same validation photos, as the issue asks of
-    Wiener's balance: the reference gets every advantage.
+
+def validation_items(task, val_dir: Path, seed: int = 0) -> list[ValidationItem]:
+    """Every whole photo in val_dir, degraded as validation degrades it (image i seeded by (seed, i))."""
+    lazy = degraded_items(val_dir, task, channels=3, seed=seed)
+    return [(*lazy[i], seed * 100003 + i) for i in range(len(lazy))]  # ImageFolderDataset's validation seeding
+
+
+def mean_scores(pairs) -> dict[str, float]:
+    """Mean PSNR/SSIM/LPIPS over (restored, clean) image pairs, (C, H, W) or (1, C, H, W)."""
+    rows = [{k: v[0] for k, v in score(pred.reshape(1, *pred.shape[-3:]), clean.reshape(1, *clean.shape[-3:]),
+                                       with_lpips=True).items()} for pred, clean in pairs]
+    return {m: _mean([r[m] for r in rows]) for m in ("psnr", "ssim", "lpips")}
+
+
+def reference_scores(task, items: list[ValidationItem]) -> dict[str, dict[str, float]]:
+    """Scores of the degraded input and of the task's classical method, its strength tuned on these items.
+
+    Tuned on the validation photos themselves, as the issue asks of Wiener's balance: the reference
+    gets every advantage.
     """
     from ..classical import classical_restore, tune_strength
 
-    lazy = degraded_items(val_dir, task, channels=3, seed=seed)
-    items = [lazy[i] for i in range(len(lazy))]
-    seeds = [seed * 100003 + i for i in range(len(items))]  # ImageFolderDataset's validation seeding
-    strength, _ = tune_strength(task, [(d, c, s) for (_, d, c), s in zip(items, seeds)])
-    rows: dict[str, list[dict]] = {"model": [], "input": [], "classical": []}
-    for (name, degraded, clean), s in zip(items, seeds):
-        y = clean[None]
-        with torch.no_grad():
-            outputs = {"model": restore_tensor(model, degraded[None]),
-                       "input": degraded[None, : clean.shape[0]].clamp(0, 1),
-                       "classical": classical_restore(task, degraded, s, strength)[None]}
-        for key, pred in outputs.items():
-            rows[key].append({k: v[0] for k, v in score(pred, y, with_lpips=True).items()})
-    means = {k: {m: _mean([r[m] for r in v]) for m in ("psnr", "ssim", "lpips")} for k, v in rows.items()}
-    means["classical"]["strength"] = strength
-    return means
+    strength, _ = tune_strength(task, [(d, c, s) for _, d, c, s in items])
+    with torch.no_grad():
+        inputs = mean_scores((d[: c.shape[0]].clamp(0, 1), c) for _, d, c, _ in items)
+        classical = mean_scores((classical_restore(task, d, s, strength), c) for _, d, c, s in items)
+    return {"input": inputs, "classical": {**classical, "strength": strength}}
+
+
+def model_scores(model, items: list[ValidationItem]) -> dict[str, float]:
+    """Mean scores of a model's restorations of the items (whole photos, no tiling)."""
+    with torch.no_grad():
+        return mean_scores((restore_tensor(model, d[None]), c) for _, d, c, _ in items)
+
+
+def score_against_references(model, task, val_dir: Path, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Mean PSNR/SSIM/LPIPS of the model, the degraded input and the classical method on whole val photos."""
+    items = validation_items(task, val_dir, seed)
+    return {"model": model_scores(model, items), **reference_scores(task, items)}
 
 
 def list_names(folder: Path) -> list[str]:

@@ -88,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/serpent-t_gaussian_deblur"
     resume: Union[bool, str] = False  # true: out_dir's last checkpoint if there is one; or a path
+    init_from: Union[str, None] = None  # fine-tuning: start from these weights (EMA if present), fresh optimizer
     device: str = "auto"
     tensorboard: bool = True
     progress: bool = True

@@ -119,6 +119,8 @@ class _Run:
         self.channels = config.data.channels
         self.model = build_model(config.model.name, config.model.kwargs, channels=self.channels,
                                  extra_channels=self.task.extra_channels).to(self.device)
+        if config.init_from:  # before the EMA copies the model; a resumed run overwrites both anyway
+            load_weights(self.model, config.init_from, use_ema=True)
         self.ema = ModelEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
         o = config.optim
         self.optimizer = torch.optim.AdamW(param_groups(self.model, o.weight_decay), lr=o.lr, betas=tuple(o.betas))
