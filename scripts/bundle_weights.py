@@ -3,7 +3,12 @@
     python scripts/bundle_weights.py runs/bundled/gaussian_deblur/checkpoints/last.safetensors
 
 The wall time is read from the run's own files: from its config.yaml (written at the start) to the
-checkpoint. Pass --wall-time-min when the run was resumed.
+checkpoint. Pass --wall-time-min when the run was resumed or had earlier stages; a fine-tuned model
+names its configs in order:
+
+    python scripts/bundle_weights.py runs/bundled/gaussian_deblur_finetune/checkpoints/last.safetensors \
+        --config configs/bundled/gaussian_deblur.yaml --config configs/bundled/gaussian_deblur_finetune.yaml \
+        --history "fine-tuned from stage 1: 6000 steps on 64-pixel crops" --wall-time-min 50
 """
 
 import argparse
@@ -16,11 +21,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--wall-time-min", type=float, help="training wall time, if not the files' span")
+    parser.add_argument("--config", action="append", dest="configs", metavar="YAML",
+                        help="a config to retrain it with, in order (repeat for staged training; "
+                             "default configs/bundled/TASK.yaml)")
+    parser.add_argument("--history", help="what came before this run, e.g. the stage it was fine-tuned from")
     args = parser.parse_args()
     run_dir = args.checkpoint.parent.parent
     wall = args.wall_time_min * 60 if args.wall_time_min else \
         args.checkpoint.stat().st_mtime - (run_dir / "config.yaml").stat().st_mtime
-    weights, card = bundle_run(args.checkpoint, wall_time_s=wall)
+    weights, card = bundle_run(args.checkpoint, wall_time_s=wall, configs=args.configs, history=args.history)
     print(f"wrote {weights} and {card}")
     print(card.read_text())
 

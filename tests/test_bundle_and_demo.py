@@ -29,6 +29,10 @@ def bundled(tmp_path, monkeypatch):
     save_image(photo("chelsea", (40, 40)), train / "c.png")
     weights_dir = tmp_path / "weights"
     weights, card = bundle_run(ckpt, wall_time_s=90, out_dir=weights_dir, train_dir=train, val_dir=val)
+    staged = bundle_run(ckpt, wall_time_s=90, out_dir=tmp_path / "staged", train_dir=train, val_dir=val,
+                        configs=["one.yaml", "two.yaml"], history="fine-tuned from one")[1].read_text()
+    assert "Retrain: `serpentir train one.yaml`, then `serpentir train two.yaml` (the configurations" in staged
+    assert "- Steps: 7 (fine-tuned from one), batch 2" in staged
     monkeypatch.setattr(restore_module, "WEIGHTS_DIR", weights_dir)
     return weights, card, val
 

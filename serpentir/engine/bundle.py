@@ -71,8 +71,13 @@ def list_names(folder: Path) -> list[str]:
 
 
 def bundle_run(checkpoint: str | Path, *, wall_time_s: float, out_dir: str | Path = WEIGHTS_DIR,
-               train_dir: Path | None = None, val_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write out_dir/<task>.safetensors (EMA weights only) and out_dir/<task>.md; returns both paths."""
+               train_dir: Path | None = None, val_dir: Path | None = None, configs: list[str] | None = None,
+               history: str | None = None) -> tuple[Path, Path]:
+    """Write out_dir/<task>.safetensors (EMA weights only) and out_dir/<task>.md; returns both paths.
+
+    configs: the training configs to run in order to retrain it (default configs/bundled/<task>.yaml);
+    history: what came before this checkpoint's run, for a model fine-tuned from an earlier stage.
+    """
     from ..classical import classical_method_name
     from ..data import VAL_PHOTOS, sample_images_dir
 
@@ -88,20 +93,23 @@ def bundle_run(checkpoint: str | Path, *, wall_time_s: float, out_dir: str | Pat
     method = classical_method_name(task)
     strength = scores["classical"].pop("strength")
 
+    configs = configs or [f"configs/bundled/{task.name}.yaml"]
+    retrain = ", then ".join(f"`serpentir train {c}`" for c in configs)
+
     def line(label: str, s: dict) -> str:
         return f"| {label} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['lpips']:.4f} |"
 
     card = f"""# {task.name}: {model.arch['name']} ({params / 1e6:.2f}M parameters)
 
 Bundled weights `{weights.name}` ({weights.stat().st_size / 1e6:.1f} MB, the EMA weights of step {meta['step']}).
-Retrain: `serpentir train configs/bundled/{task.name}.yaml` (the configuration it was trained with).
+Retrain: {retrain} ({'the configurations it was trained with, in order' if len(configs) > 1 else 'the configuration it was trained with'}).
 
 - Task: `{task.name}` {dict(task.params)}: {task.description}
 - Model: `{model.arch['name']}` with options {model.arch['kwargs'] or '{}'}
 - Data: the bundled sample photos (real photos shipped by scikit-image and matplotlib), random crops,
   flips and rotations. Training photos: {', '.join(list_names(train_dir))}.
   Validation photos (held out, whole images): {', '.join(list_names(val_dir))} (`serpentir.data.VAL_PHOTOS` = {', '.join(VAL_PHOTOS)}).
-- Steps: {meta['step']}, batch {meta['config'].get('data', {}).get('batch_size', '?')}, crops {meta['config'].get('data', {}).get('crop_size', '?')} px
+- Steps: {meta['step']}{f' ({history})' if history else ''}, batch {meta['config'].get('data', {}).get('batch_size', '?')}, crops {meta['config'].get('data', {}).get('crop_size', '?')} px
 - Wall time: {wall_time_s / 60:.1f} min on {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, no GPU
 
 ## Validation (mean over the held-out photos; LPIPS-alex v0.1, lower is better)
