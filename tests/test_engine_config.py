@@ -65,12 +65,15 @@ def test_unknown_key_in_yaml_file(tmp_path):
 def test_bundled_configs_load():
     from pathlib import Path
 
-    configs = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
-    assert configs
+    root = Path(__file__).parent.parent / "configs"
+    configs = sorted(root.rglob("*.yaml"))
+    assert len(configs) > 3
     for path in configs:
         config = load_config(path)
-        assert config.task.name in path.stem and config.model.name in path.stem
-        assert set(yaml.safe_load(path.read_text())) == set(config_to_dict(TrainConfig()))  # every key spelled out
+        assert config.task.name in path.stem
+        if path.parent == root:  # the examples are named model_task
+            assert config.model.name in path.stem
+        assert set(yaml.safe_load(path.read_text())) == set(config_to_dict(TrainConfig())), path  # every key spelled out
 
 
 def test_lr_schedule_warmup_then_cosine():

@@ -90,8 +90,8 @@ def count_params_and_flops(name: str, size: int, in_channels: int = 3,
 
 
 def _child_command(model: str, size: int, tasks: list[str], s: BenchSettings, model_kwargs: dict | None) -> list[str]:
-    cmd = [sys.executable, "-m", "serpentir.bench.measure", "--model", model, "--model-kwargs", json.dumps(model_kwargs or {}),
-           "--size", str(size),
+    cmd = [sys.executable, "-m", "serpentir.bench.measure", "--model", model,
+           "--model-kwargs", json.dumps(model_kwargs or {}), "--size", str(size),
            "--in-channels", str(s.in_channels), "--device", s.device, "--tasks", ",".join(tasks),
            "--repeats", str(s.repeats), "--latency-budget", str(0.8 * s.timeout)]
     if s.memory_limit_gb is not None:
