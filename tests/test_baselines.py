@@ -102,6 +102,15 @@ def test_unet_has_serpent_b_parameter_budget():
     assert meta_params("unet") == pytest.approx(meta_params("serpent-b"), rel=0.10)
 
 
+@pytest.mark.parametrize("name", ["swinir-t", "nafnet-t", "unet-t"])
+def test_tiny_baselines_have_serpent_t_parameter_budget(name):
+    """The same-budget comparison (configs/compare/) needs every rival within 10% of serpent-t's size."""
+    assert meta_params(name) == pytest.approx(meta_params("serpent-t"), rel=0.10)
+    model = serpentir.create_model(name).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 21, 26)).shape == (1, 3, 21, 26)
+
+
 def test_shifted_windows_mask_across_the_wrap():
     """A shifted layer must not let tokens that only meet through the cyclic roll attend to each other."""
     from serpentir.models.swinir import shifted_window_mask
