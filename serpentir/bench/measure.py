@@ -40,6 +40,8 @@ def is_out_of_memory(error: BaseException, limited: bool = False) -> bool:
     """Allocation failures as torch and Python spell them (CPU allocator, CUDA, address-space limit)."""
     if isinstance(error, MemoryError):
         return True
+    if limited and isinstance(error, SystemError) and "without exception set" in str(error):
+        return True  # C code under the address-space limit whose failed allocation never raised
     text = str(error).lower()
     markers = OOM_MESSAGES + (LIMITED_OOM_MESSAGES if limited else ())
     return isinstance(error, RuntimeError) and any(s in text for s in markers)
