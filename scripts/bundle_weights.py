@@ -12,6 +12,8 @@ names its configs in order:
 """
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from serpentir.engine.bundle import bundle_run
@@ -29,7 +31,8 @@ def main() -> None:
     run_dir = args.checkpoint.parent.parent
     wall = args.wall_time_min * 60 if args.wall_time_min else \
         args.checkpoint.stat().st_mtime - (run_dir / "config.yaml").stat().st_mtime
-    weights, card = bundle_run(args.checkpoint, wall_time_s=wall, configs=args.configs, history=args.history)
+    weights, card = bundle_run(args.checkpoint, wall_time_s=wall, configs=args.configs, history=args.history,
+                               produced_by=shlex.join(["python", "scripts/bundle_weights.py", *sys.argv[1:]]))
     print(f"wrote {weights} and {card}")
     print(card.read_text())
 

@@ -72,11 +72,12 @@ def list_names(folder: Path) -> list[str]:
 
 def bundle_run(checkpoint: str | Path, *, wall_time_s: float, out_dir: str | Path = WEIGHTS_DIR,
                train_dir: Path | None = None, val_dir: Path | None = None, configs: list[str] | None = None,
-               history: str | None = None) -> tuple[Path, Path]:
+               history: str | None = None, produced_by: str | None = None) -> tuple[Path, Path]:
     """Write out_dir/<task>.safetensors (EMA weights only) and out_dir/<task>.md; returns both paths.
 
     configs: the training configs to run in order to retrain it (default configs/bundled/<task>.yaml);
-    history: what came before this checkpoint's run, for a model fine-tuned from an earlier stage.
+    history: what came before this checkpoint's run, for a model fine-tuned from an earlier stage;
+    produced_by: the command that bundled it, for the card (default: the script on this checkpoint).
     """
     from ..classical import classical_method_name
     from ..data import VAL_PHOTOS, sample_images_dir
@@ -121,7 +122,7 @@ Retrain: {retrain} ({'the configurations it was trained with, in order' if len(c
 {line(model.arch['name'], scores['model'])}
 
 Model minus input: {scores['model']['psnr'] - scores['input']['psnr']:+.2f} dB; model minus {method}: {scores['model']['psnr'] - scores['classical']['psnr']:+.2f} dB.
-Produced by `python scripts/bundle_weights.py {checkpoint}`.
+Produced by `{produced_by or f"python scripts/bundle_weights.py {checkpoint}"}`.
 """
     card_path = out_dir / f"{task.name}.md"
     write_text_atomic(card_path, card)
