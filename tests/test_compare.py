@@ -75,6 +75,10 @@ def test_protocol_differences_name_what_differs_and_ignore_bookkeeping():
     b = {"model": {"name": "unet-t", "kwargs": {"width": 8}}, "optim": {"lr": 2e-3}, "out_dir": "y", "steps": 5}
     assert protocol_differences({"a": a, "b": b}) == ["optim.lr: a=0.001, b=0.002"]
     assert protocol_differences({"a": a, "a2": dict(a, out_dir="z")}) == []
+    # a key an older config lacks counts as its default, not as a difference
+    assert protocol_differences({"a": dict(a, init_from=None), "old": a}) == []
+    assert protocol_differences({"a": dict(a, init_from="w.safetensors"), "old": a}) == [
+        "init_from: a=w.safetensors, old=None"]
 
 
 def test_a_different_protocol_is_reported_and_another_task_refused(runs, tmp_path):

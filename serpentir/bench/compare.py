@@ -94,8 +94,14 @@ def _flatten(config: dict, prefix: str = "") -> dict[str, object]:
 
 
 def protocol_differences(configs: dict[str, dict]) -> list[str]:
-    """'key: run=value, ...' for every training setting that is not the same in all runs."""
-    flat = {run: _flatten(c) for run, c in configs.items()}
+    """'key: run=value, ...' for every training setting that is not the same in all runs.
+
+    A key a run's config lacks (saved by an older serpentir) counts as its default value.
+    """
+    from ..engine.config import TrainConfig, config_to_dict
+
+    defaults = _flatten(config_to_dict(TrainConfig()))
+    flat = {run: {**defaults, **_flatten(c)} for run, c in configs.items()}
     keys = sorted({k for f in flat.values() for k in f if not k.startswith(_NOT_PROTOCOL)})
     differences = []
     for key in keys:

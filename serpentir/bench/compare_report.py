@@ -95,7 +95,7 @@ def markdown_text(c: Comparison) -> str:
                 continue
             ratio = r.flops.get(512, 0) / ref.flops[512] if ref.flops.get(512) else math.nan
             lines.append(f"- {r.model}: {r.psnr - ref.psnr:+.2f} dB PSNR, {r.ssim - ref.ssim:+.4f} SSIM, "
-                         f"{r.lpips - ref.lpips:+.4f} LPIPS, {ratio:.2f}x the FLOPs at 512, "
+                         f"{r.lpips - ref.lpips:+.4f} LPIPS (lower is better), {ratio:.2f}x the FLOPs at 512, "
                          f"{r.params / ref.params:.2f}x the parameters")
     lines += [
         "",
@@ -126,7 +126,7 @@ def plot_quality_vs_flops(c: Comparison, path: str | Path, size: int = 512) -> P
             ax.scatter(r.flops[size] / 1e9, getattr(r, metric), s=60 + 200 * r.params / 1e6,
                        marker="*" if serpent else "o", color="tab:red" if serpent else "tab:blue", zorder=3)
             ax.annotate(f"{r.model} ({r.params / 1e6:.2f}M)", (r.flops[size] / 1e9, getattr(r, metric)),
-                        textcoords="offset points", xytext=(6, 6), fontsize=9)
+                        textcoords="offset points", xytext=(6, -14 if serpent else 6), fontsize=9)
         for key, style in (("input", ":"), ("classical", "--")):
             name = "degraded input" if key == "input" else c.classical_method
             ax.axhline(c.references[key][metric], linestyle=style, color="grey", label=name)
