@@ -6,8 +6,8 @@ The wall time is read from the run's own files: from its config.yaml (written at
 checkpoint. Pass --wall-time-min when the run was resumed or had earlier stages; a fine-tuned model
 names its configs in order:
 
-    python scripts/bundle_weights.py runs/bundled/gaussian_deblur_finetune/checkpoints/last.safetensors \
-        --config configs/bundled/gaussian_deblur.yaml --config configs/bundled/gaussian_deblur_finetune.yaml \
+    python scripts/bundle_weights.py runs/finetuned/checkpoints/last.safetensors \
+        --config configs/bundled/gaussian_deblur.yaml --config configs/my_finetune.yaml \
         --history "fine-tuned from stage 1: 6000 steps on 64-pixel crops" --wall-time-min 50
 """
 
