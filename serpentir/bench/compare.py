@@ -163,7 +163,8 @@ def compare_runs(runs: list[str | Path], *, val_dir: str | Path | None = None, f
             world = int(load_train_state(checkpoints[run]).get("world_size", 1))
         except (UserError, OSError):
             world = 1
-        seconds = training_seconds(run_dir, int(config.get("data", {}).get("batch_size", 0)), world)
+        batch_size = config.get("data", {}).get("batch_size")
+        seconds = training_seconds(run_dir, int(batch_size), world) if batch_size else None
         scores = model_scores(model, items)
         rows.append(CompareRow(run=run, model=arch["name"], params=params, flops=flops, latency_ms=latency,
                                train_seconds=seconds, step=meta["step"], **scores))

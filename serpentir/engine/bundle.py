@@ -12,7 +12,7 @@ import torch
 
 from ..atomic_write import write_text_atomic
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from .evaluate import degraded_items, score
+from .evaluate import score
 from .restore import WEIGHTS_DIR, restore_tensor
 
 
@@ -25,9 +25,11 @@ ValidationItem = tuple[str, torch.Tensor, torch.Tensor, int]  # (name, degraded,
 
 
 def validation_items(task, val_dir: Path, seed: int = 0) -> list[ValidationItem]:
-    """Every whole photo in val_dir, degraded as validation degrades it (image i seeded by (seed, i))."""
-    lazy = degraded_items(val_dir, task, channels=3, seed=seed)
-    return [(*lazy[i], seed * 100003 + i) for i in range(len(lazy))]  # ImageFolderDataset's validation seeding
+    """Every whole photo in val_dir, degraded as validation degrades it, with the seed it was degraded with."""
+    from ..data import ImageFolderDataset
+
+    dataset = ImageFolderDataset(val_dir, task, crop_size=None, train=False, channels=3, seed=seed)
+    return [(it["name"], it["input"], it["target"], it["seed"]) for it in (dataset[i] for i in range(len(dataset)))]
 
 
 def mean_scores(pairs) -> dict[str, float]:
