@@ -1,8 +1,14 @@
-"""The 2-D selective SSM: unroll in K directions, one Mamba (S6) scan per direction, merge.
+"""The 2-D selective SSM: K Mamba (S6) scans, each walking the map in its own direction, summed.
 
-Each direction has its own projections and SSM parameters. All K scans run in one
-selective_scan call: the directions are stacked along the channel axis (K * d_inner channels) and
-B, C are passed as K groups, so one kernel launch (or one Python loop) serves all of them.
+Each direction has its own projections and SSM parameters, but the per-token work does not depend
+on the order a direction visits the tokens in: the x / dt projections of all K directions are computed
+once, in raster order, as one matmul, and the 2-D scan op (serpentir.ops.selective_scan_2d) walks every
+direction over the raster-ordered map itself. With the compiled CPU kernel no token is ever copied
+into another order; other backends form the sequences by flips and transposes.
+
+Under inference (no autograd) a large map is scanned in bounded pieces: bands of lines along each
+walk's outer axis, visited in the walk's own order, carrying the scan state from band to band. This
+is exact, not tiling: only one band's projections exist at a time.
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..ops import selective_scan
-from .scan_orders import direction_names, merge, unroll
+from ..ops import resolve_backend_2d, scan_walks, selective_scan_2d
+from . import pieces
 
 
 class MultiDirectionSSM(nn.Module):
@@ -23,7 +29,8 @@ class MultiDirectionSSM(nn.Module):
                  dt_rank: int | None = None, dt_min: float = 1e-3, dt_max: float = 0.1, scan_backend: str = "auto"):
         super().__init__()
         self.d_inner, self.d_state, self.order = d_inner, d_state, order
-        self.directions = len(direction_names(directions, order))
+        self.walks = scan_walks(directions, order)
+        self.directions = len(self.walks)
         self.dt_rank = dt_rank or math.ceil(d_inner / 32)
         self.scan_backend = scan_backend
         K, d, R, N = self.directions, d_inner, self.dt_rank, d_state
@@ -46,21 +53,58 @@ class MultiDirectionSSM(nn.Module):
             self.A_log.copy_(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(K * d, 1))
             self.D.fill_(1.0)
 
+    def _projections(self, x: Tensor, ks: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+        """Low-rank step-size features (B, H, W, K', R) and B, C (B, H, W, K', N) of directions ks, in raster order."""
+        Bsz, H, W, d = x.shape
+        R, N, K = self.dt_rank, self.d_state, len(ks)
+        xw = self.x_proj_weight if K == self.directions else self.x_proj_weight[ks]
+        proj = torch.matmul(x.reshape(Bsz * H * W, d), xw.reshape(K * (R + 2 * N), d).t())
+        proj = proj.view(Bsz, H, W, K, R + 2 * N)
+        return proj[..., :R], proj[..., R:R + N], proj[..., R + N:]
+
+    def _parameters_of(self, ks: list[int], x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """dt weight (K'*d, R), A, D and the dt bias of directions ks, rows stacked in the order of ks.
+
+        The scan computes in float32 (float64 for float64 maps), whatever the parameters are stored in.
+        """
+        d = self.d_inner
+        ct = torch.float64 if x.dtype == torch.float64 else torch.float32
+        dt_weight = self.dt_proj_weight.reshape(-1, self.dt_rank)
+        A = -torch.exp(self.A_log.to(ct))
+        D, bias = self.D.to(ct), self.dt_proj_bias.reshape(-1).to(ct)
+        if len(ks) == self.directions:
+            return dt_weight, A, D, bias
+        rows = torch.cat([torch.arange(k * d, (k + 1) * d) for k in ks]).to(A.device)
+        return dt_weight[rows], A[rows], D[rows], bias[rows]
+
     def forward(self, x: Tensor) -> Tensor:
         Bsz, H, W, d = x.shape
-        K, N, R, L = self.directions, self.d_state, self.dt_rank, H * W
-        # Every tensor below is a view of one of three buffers: the unrolled tokens (token-major,
-        # (B, L, K, d) in memory), the x projection and the dt projection; no transposed copies.
-        seqs = unroll(x, K, self.order)  # (B, K, L, d)
-        tokens = seqs.permute(1, 0, 2, 3).reshape(K, Bsz * L, d)
-        proj = torch.bmm(tokens, self.x_proj_weight.transpose(1, 2))  # (K, B*L, R + 2N)
-        dt = torch.bmm(self.dt_proj_weight, proj[..., :R].transpose(1, 2))  # (K, d, B*L)
-        u = seqs.permute(0, 1, 3, 2).reshape(Bsz, K * d, L)
-        delta = dt.view(K * d, Bsz, L).transpose(0, 1)
-        bc = proj.view(K, Bsz, L, R + 2 * N).permute(1, 0, 3, 2)  # (B, K, R + 2N, L)
-        y = selective_scan(
-            u, delta, -torch.exp(self.A_log.float()), bc[:, :, R:R + N], bc[:, :, R + N:],
-            D=self.D.float(), delta_bias=self.dt_proj_bias.reshape(-1).float(), delta_softplus=True,
-            backend=self.scan_backend,
-        )
-        return merge(y.view(Bsz, K, d, L).transpose(2, 3), H, W, self.order)
+        ks = list(range(self.directions))
+        if (not torch.is_grad_enabled() and not x.is_meta and pieces.use_pieces(Bsz, H, W)
+                and resolve_backend_2d(self.scan_backend, x) == "cpu"):
+            return self._forward_in_pieces(x)
+        dt, Bp, Cp = self._projections(x, ks)
+        dt_weight, A, D, bias = self._parameters_of(ks, x)
+        return selective_scan_2d(x, dt, dt_weight, A, Bp, Cp, D, bias, walks=self.walks, delta_softplus=True,
+                                 backend=self.scan_backend)
+
+    def _forward_in_pieces(self, x: Tensor) -> Tensor:
+        """The same result as forward(), scanning bands of lines and carrying each walk's state across them."""
+        Bsz, H, W, d = x.shape
+        groups: dict[tuple[int, bool], list[int]] = {}
+        for k, walk in enumerate(self.walks):  # walks that cross the bands in the same order share a pass
+            groups.setdefault((walk.outer_axis, walk.outer_reversed), []).append(k)
+        ct = torch.float64 if x.dtype == torch.float64 else torch.float32
+        y = torch.zeros(Bsz, H, W, d, dtype=ct, device=x.device)
+        for (axis, backwards), ks in groups.items():
+            dt_weight, A, D, bias = self._parameters_of(ks, x)
+            walks = [self.walks[k] for k in ks]
+            state = torch.zeros(Bsz, len(ks) * d, self.d_state, dtype=ct, device=x.device)
+            for start, end in pieces.bands(x.shape[axis], Bsz * x.shape[3 - axis], reverse=backwards):
+                n = end - start
+                piece = x.narrow(axis, start, n)
+                dt, Bp, Cp = self._projections(piece, ks)
+                yp, state = selective_scan_2d(piece, dt, dt_weight, A, Bp, Cp, D, bias, walks=walks,
+                                              delta_softplus=True, h0=state, return_last_state=True, backend="cpu")
+                y.narrow(axis, start, n).add_(yp)
+        return y.to(x.dtype)

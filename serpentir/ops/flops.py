@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 SCAN_FLOP_FORMULA = (
     "scan FLOPs = 9*b*d*L*N (exp(delta*A), delta*u*B, a*h+x, C.h per state element; an exp counts "
     "as one FLOP, as in mamba_ssm's flop_selective_scan_fn) + 2*b*d*L for D*u + 5*b*d*L for silu(z) "
-    "gating; scan MACs = 3*b*d*L*N (a*h+x, delta_u*B, C.h) + b*d*L for D*u + b*d*L for the gate"
+    "gating + 2*b*d*L*R for step sizes formed inside the 2-D scan from rank-R features (Mamba's dt "
+    "projection, a matmul elsewhere); scan MACs = 3*b*d*L*N (a*h+x, delta_u*B, C.h) + b*d*L for D*u + "
+    "b*d*L for the gate + b*d*L*R for the step sizes"
 )
 
 
-def scan_flops(batch: int, dim: int, length: int, state: int, with_D: bool = True, with_z: bool = False) -> int:
+def scan_flops(batch: int, dim: int, length: int, state: int, with_D: bool = True, with_z: bool = False,
+               dt_rank: int = 0) -> int:
     """Floating-point operations of one forward selective scan (the formula in SCAN_FLOP_FORMULA)."""
-    n = 9 * batch * dim * length * state
+    n = 9 * batch * dim * length * state + 2 * batch * dim * length * dt_rank
     if with_D:
         n += 2 * batch * dim * length
     if with_z:
@@ -28,9 +31,10 @@ def scan_flops(batch: int, dim: int, length: int, state: int, with_D: bool = Tru
     return n
 
 
-def scan_macs(batch: int, dim: int, length: int, state: int, with_D: bool = True, with_z: bool = False) -> int:
+def scan_macs(batch: int, dim: int, length: int, state: int, with_D: bool = True, with_z: bool = False,
+              dt_rank: int = 0) -> int:
     """Multiply-accumulates of one forward selective scan (the formula in SCAN_FLOP_FORMULA)."""
-    n = 3 * batch * dim * length * state
+    n = 3 * batch * dim * length * state + batch * dim * length * dt_rank
     if with_D:
         n += batch * dim * length
     if with_z:
@@ -47,9 +51,9 @@ class ScanCostRecorder:
     calls: int = 0
     formula: str = field(default=SCAN_FLOP_FORMULA)
 
-    def add(self, batch: int, dim: int, length: int, state: int, with_D: bool, with_z: bool) -> None:
-        self.flops += scan_flops(batch, dim, length, state, with_D, with_z)
-        self.macs += scan_macs(batch, dim, length, state, with_D, with_z)
+    def add(self, batch: int, dim: int, length: int, state: int, with_D: bool, with_z: bool, dt_rank: int = 0) -> None:
+        self.flops += scan_flops(batch, dim, length, state, with_D, with_z, dt_rank)
+        self.macs += scan_macs(batch, dim, length, state, with_D, with_z, dt_rank)
         self.calls += 1
 
 

@@ -19,8 +19,8 @@ log = logging.getLogger("serpentir.scan")
 
 DISABLE_ENV = "SERPENTIR_DISABLE_CPU_KERNEL"
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = [CSRC / "selective_scan_cpu.cpp"]
-HEADERS = [CSRC / "simd_pack.h"]
+SOURCES = [CSRC / "selective_scan_cpu.cpp", CSRC / "scan_2d_cpu.cpp"]
+HEADERS = [CSRC / "simd_pack.h", CSRC / "block_params.h"]
 
 _attempt: dict[str, object] = {}  # "ops" -> the loaded op namespace, or "error" -> why it failed
 
@@ -39,7 +39,7 @@ def _cpu_has_avx2() -> bool:
 
 
 def _build_and_load():
-    """Compile (or load from torch's cache) and return torch.ops.serpentir_scan."""
+    """Compile (or load from torch's cache) the 1-D and 2-D scans; return torch.ops.serpentir_scan."""
     from torch.utils import cpp_extension
 
     avx2 = _cpu_has_avx2()

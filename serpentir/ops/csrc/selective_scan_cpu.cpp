@@ -35,6 +35,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "block_params.h"
 #include "simd_pack.h"
 
 namespace serpentir_scan {
@@ -98,31 +99,6 @@ void scatter(const T* buf, int64_t b, int64_t c0, int lanes, int64_t t0, int64_t
 at::Tensor time_major(const at::Tensor& X, at::ScalarType ct) {
   return at::empty({X.size(0), X.size(1), X.size(3), X.size(2)}, X.options().dtype(ct)).copy_(X.transpose(2, 3));
 }
-
-// Per-channel parameters of one channel block, as packs.
-template <typename T>
-struct BlockParams {
-  std::vector<Pack<T>> A;         // A[n], lanes = channels
-  std::vector<Pack<T>> A_scaled;  // A[n] * kExpArgScale, the argument scale of exp_of_scaled
-  Pack<T> D, bias;
-  BlockParams(const at::Tensor& A_, const std::optional<at::Tensor>& D_, const std::optional<at::Tensor>& bias_,
-              int64_t c0, int lanes, int64_t N)
-      : A(N), A_scaled(N) {
-    const T* a = A_.data_ptr<T>();
-    T tmp[W];
-    for (int64_t n = 0; n < N; ++n) {
-      for (int w = 0; w < W; ++w) tmp[w] = w < lanes ? a[(c0 + w) * N + n] : T(0);
-      A[n] = Pack<T>::load(tmp);
-      A_scaled[n] = A[n] * Pack<T>::fill(Pack<T>::kExpArgScale);
-    }
-    auto lanes_of = [&](const std::optional<at::Tensor>& v) {
-      for (int w = 0; w < W; ++w) tmp[w] = (v.has_value() && w < lanes) ? v->data_ptr<T>()[c0 + w] : T(0);
-      return Pack<T>::load(tmp);
-    };
-    D = lanes_of(D_);
-    bias = lanes_of(bias_);
-  }
-};
 
 // The Python wrapper (serpentir/ops/scan_cpu.py) prepares the arguments; these checks turn a
 // misuse into an error message instead of a wrong read.
