@@ -43,13 +43,13 @@ def _build_and_load():
     from torch.utils import cpp_extension
 
     avx2 = _cpu_has_avx2()
-    # the instruction set is part of the name, so a cache shared between machines never hands an
-    # AVX2 build to a CPU without it
-    name = "serpentir_scan_cpu_" + ("avx2" if avx2 else "generic")
+    # The instruction set and a digest of every source and header are part of the name: a cache
+    # shared between machines never hands an AVX2 build to a CPU without it, and two versions of
+    # serpentir (two checkouts, or an upgrade beside a running process) never rebuild over each
+    # other's library; each version builds once.
+    digest = hashlib.sha1(b"".join(p.read_bytes() for p in SOURCES + HEADERS)).hexdigest()[:12]
+    name = f"serpentir_scan_cpu_{'avx2' if avx2 else 'generic'}_{digest}"
     flags = ["-O3", "-fopenmp"] + (["-mavx2", "-mfma"] if avx2 else [])
-    # torch's cache tracks the sources and flags, not included headers: put the headers' hash in a flag
-    digest = hashlib.sha1(b"".join(h.read_bytes() for h in HEADERS)).hexdigest()[:12]
-    flags.append(f"-DSERPENTIR_HEADERS_DIGEST=0x{digest}")
     cpp_extension.load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=flags,
                        extra_ldflags=["-fopenmp"], extra_include_paths=[str(CSRC)], is_python_module=False,
                        verbose=os.environ.get("SERPENTIR_VERBOSE_BUILD") == "1")

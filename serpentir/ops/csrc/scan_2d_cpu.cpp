@@ -20,9 +20,9 @@
 // adjoint equations); the backward sums du over directions, and turns the step sizes' gradient dd
 // into d dt[t, r] = sum_c dd[t, c] dt_w[c, r], d dt_w[c, r] = sum_t dd[t, c] dt[t, r], dbias = sum_t dd.
 //
-// Parallel work item = (batch, block of W channels), looping over the K directions inside, so each
-// item owns its channels of y and du; dB and dC are summed over channel blocks into per-slice slabs
-// as in the 1-D kernel.
+// Parallel work item = (batch, a set of blocks of W channels), looping over the K directions inside,
+// so each item owns its channels of y and du; dB and dC are summed over channel blocks into
+// per-slice slabs as in the 1-D kernel.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -81,16 +81,15 @@ struct Shape {
 
 // Element offsets (row * stride_r + col * stride_c) of the grid cells visited at steps t0 .. t0+nt-1.
 inline void walk_cells(const Walk& w, const Shape& s, int64_t t0, int64_t nt, int64_t* rows, int64_t* cols) {
+  // one division for the chunk's first step, then the inner index steps and wraps (a 64-bit
+  // division per step would cost about as much as the step's arithmetic)
+  const int64_t inner_len = w.transpose ? s.height : s.width;
+  int64_t outer = t0 / inner_len, inner = t0 % inner_len;
   for (int64_t i = 0; i < nt; ++i) {
-    const int64_t t = t0 + i;
-    int64_t r, c;
-    if (w.transpose) {
-      r = t % s.height, c = t / s.height;
-    } else {
-      r = t / s.width, c = t % s.width;
-    }
+    const int64_t r = w.transpose ? inner : outer, c = w.transpose ? outer : inner;
     rows[i] = w.flip_rows ? s.height - 1 - r : r;
     cols[i] = w.flip_cols ? s.width - 1 - c : c;
+    if (++inner == inner_len) inner = 0, ++outer;
   }
 }
 
@@ -204,66 +203,86 @@ void forward_kernel(const at::Tensor& u, const at::Tensor& dt, const at::Tensor&
   const T* h0_p = h0.has_value() ? h0->data_ptr<T>() : nullptr;
   T* last_p = last.data_ptr<T>();
   T* ckpt_p = ckpt ? ckpt->data_ptr<T>() : nullptr;
-  const int64_t items = s.batch * s.blocks;
+  // Work item = (batch, a contiguous set of channel blocks): as few sets as keep every thread busy,
+  // so that a chunk's walk and its dt, B and C rows (shared by all channels) are gathered once for
+  // the whole set, not once per block.
+  const int64_t threads = at::get_num_threads();
+  const int64_t sets = std::max<int64_t>(1, std::min<int64_t>(s.blocks, (threads + s.batch - 1) / s.batch));
+  const int64_t per_set = (s.blocks + sets - 1) / sets;
+  const int64_t items = s.batch * sets;
 
-#pragma omp parallel num_threads(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), items)))
+#pragma omp parallel num_threads(std::max<int64_t>(1, std::min<int64_t>(threads, items)))
   {
     const int64_t CT = s.chunk;
     std::vector<T> d_buf(CT * W), u_buf(CT * W), y_buf(CT * W), B_buf(CT * N), C_buf(CT * N), dt_buf(CT * R);
     std::vector<int64_t> rows(CT), cols(CT);
-    std::vector<P> h_heap(NS ? 0 : N), dtw(R);
-    P h_stack[NS ? NS : 1];
-    P* h = NS ? h_stack : h_heap.data();
+    std::vector<P> states(per_set * N), dtw(per_set * R);  // per block of the set: h[n], dt_w[:, r]
+    std::vector<BlockParams<T>> prm;
+    prm.reserve(per_set);
     T tmp[W];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
-      const int64_t b = item / s.blocks, block = item % s.blocks, c0 = block * W;
-      const int lanes = s.lanes(block);
+      const int64_t b = item / sets, first = (item % sets) * per_set;
+      const int64_t count = std::max<int64_t>(0, std::min(per_set, s.blocks - first));
       for (int64_t k = 0; k < s.dirs; ++k) {
-        const int64_t ck = k * s.dim + c0;  // this block's rows of the per-direction parameters
-        BlockParams<T> prm(A, D, bias, ck, lanes, N);
-        load_dt_weights(dt_w, ck, lanes, R, dtw.data());
-        for (int64_t n = 0; n < N; ++n) {
-          for (int w = 0; w < W; ++w) tmp[w] = (h0_p && w < lanes) ? h0_p[(b * KD + ck + w) * N + n] : T(0);
-          h[n] = P::load(tmp);
+        prm.clear();
+        for (int64_t j = 0; j < count; ++j) {  // the blocks' rows of the per-direction parameters
+          const int64_t ck = k * s.dim + (first + j) * W;
+          const int lanes = s.lanes(first + j);
+          prm.emplace_back(A, D, bias, ck, lanes, N);
+          load_dt_weights(dt_w, ck, lanes, R, &dtw[j * R]);
+          for (int64_t n = 0; n < N; ++n) {
+            for (int w = 0; w < W; ++w) tmp[w] = (h0_p && w < lanes) ? h0_p[(b * KD + ck + w) * N + n] : T(0);
+            states[j * N + n] = P::load(tmp);
+          }
         }
         for (int64_t chunk = 0; chunk < s.chunks; ++chunk) {
           const int64_t t0 = chunk * CT, nt = std::min(CT, s.length - t0);
-          if (ckpt_p) {  // the state entering this chunk, as ckpt[b, k * d + c, chunk, n]
-            for (int w = 0; w < lanes; ++w)
-              for (int64_t n = 0; n < N; ++n)
-                ckpt_p[((b * KD + ck + w) * s.chunks + chunk) * N + n] = reinterpret_cast<const T*>(&h[n])[w];
-          }
           walk_cells(walks[k], s, t0, nt, rows.data(), cols.data());
-          gather_lanes(u_v, b, 0, c0, lanes, rows.data(), cols.data(), nt, u_buf.data());
           gather_states(dt_v, b, k, R, rows.data(), cols.data(), nt, dt_buf.data());
           gather_states(B_v, b, k, N, rows.data(), cols.data(), nt, B_buf.data());
           gather_states(C_v, b, k, N, rows.data(), cols.data(), nt, C_buf.data());
-          for (int64_t t = 0; t < nt; ++t) {  // element-wise prologue: independent steps pipeline well
-            P delta = raw_step(prm.bias, dtw.data(), &dt_buf[t * R], R);
-            if (softplus_on) delta = softplus(delta);
-            delta.store(&d_buf[t * W]);
-          }
-          for (int64_t t = 0; t < nt; ++t) {
-            const P delta = P::load(&d_buf[t * W]), ut = P::load(&u_buf[t * W]);
-            const P du = delta * ut;
-            const T* Bt = &B_buf[t * N];
-            const T* Ct = &C_buf[t * N];
-            P y_even = prm.D * ut, y_odd = P::fill(T(0));
-#pragma GCC unroll 16
-            for (int64_t n = 0; n < N; ++n) {
-              h[n] = fma(exp_of_scaled(delta * prm.A_scaled[n]), h[n], du * P::fill(Bt[n]));
-              if (n & 1)
-                y_odd = fma(P::fill(Ct[n]), h[n], y_odd);
-              else
-                y_even = fma(P::fill(Ct[n]), h[n], y_even);
+          for (int64_t j = 0; j < count; ++j) {
+            const int64_t c0 = (first + j) * W, ck = k * s.dim + c0;
+            const int lanes = s.lanes(first + j);
+            P* h = &states[j * N];
+            if (ckpt_p) {  // the state entering this chunk, as ckpt[b, k * d + c, chunk, n]
+              for (int w = 0; w < lanes; ++w)
+                for (int64_t n = 0; n < N; ++n)
+                  ckpt_p[((b * KD + ck + w) * s.chunks + chunk) * N + n] = reinterpret_cast<const T*>(&h[n])[w];
             }
-            (y_even + y_odd).store(&y_buf[t * W]);
+            gather_lanes(u_v, b, 0, c0, lanes, rows.data(), cols.data(), nt, u_buf.data());
+            for (int64_t t = 0; t < nt; ++t) {  // element-wise prologue: independent steps pipeline well
+              P delta = raw_step(prm[j].bias, &dtw[j * R], &dt_buf[t * R], R);
+              if (softplus_on) delta = softplus(delta);
+              delta.store(&d_buf[t * W]);
+            }
+            const BlockParams<T>& pj = prm[j];
+            for (int64_t t = 0; t < nt; ++t) {
+              const P delta = P::load(&d_buf[t * W]), ut = P::load(&u_buf[t * W]);
+              const P du = delta * ut;
+              const T* Bt = &B_buf[t * N];
+              const T* Ct = &C_buf[t * N];
+              P y_even = pj.D * ut, y_odd = P::fill(T(0));
+#pragma GCC unroll 16
+              for (int64_t n = 0; n < N; ++n) {
+                h[n] = fma(exp_of_scaled(delta * pj.A_scaled[n]), h[n], du * P::fill(Bt[n]));
+                if (n & 1)
+                  y_odd = fma(P::fill(Ct[n]), h[n], y_odd);
+                else
+                  y_even = fma(P::fill(Ct[n]), h[n], y_even);
+              }
+              (y_even + y_odd).store(&y_buf[t * W]);
+            }
+            scatter_lanes(y_buf.data(), b, 0, c0, lanes, rows.data(), cols.data(), nt, y_v, k > 0);
           }
-          scatter_lanes(y_buf.data(), b, 0, c0, lanes, rows.data(), cols.data(), nt, y_v, k > 0);
         }
-        for (int w = 0; w < lanes; ++w)
-          for (int64_t n = 0; n < N; ++n) last_p[(b * KD + ck + w) * N + n] = reinterpret_cast<const T*>(&h[n])[w];
+        for (int64_t j = 0; j < count; ++j) {
+          const int64_t ck = k * s.dim + (first + j) * W;
+          for (int w = 0; w < s.lanes(first + j); ++w)
+            for (int64_t n = 0; n < N; ++n)
+              last_p[(b * KD + ck + w) * N + n] = reinterpret_cast<const T*>(&states[j * N + n])[w];
+        }
       }
     }
   }
