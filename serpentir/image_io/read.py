@@ -42,7 +42,7 @@ def read_picture(path: str | Path) -> Picture:
         else:
             if im.mode in _FOREIGN_SPACES:
                 icc = None
-            samples, depth = _pil_samples(im)
+            samples, depth = pil_samples(im)
         raw_exif = im.info.get("exif") or None  # read after the pixels: PNG may keep it after the image data
         samples = _orient(samples, im.getexif().get(_ORIENTATION, 1))
     exif = _upright_exif(raw_exif) if raw_exif else None
@@ -51,7 +51,7 @@ def read_picture(path: str | Path) -> Picture:
 
 def picture_from_pil(im: Image.Image) -> Picture:
     """An in-memory PIL image as a Picture, turned as it is (no EXIF rotation: the caller gets it back as given)."""
-    samples, depth = _pil_samples(im)
+    samples, depth = pil_samples(im)
     icc = None if im.mode in _FOREIGN_SPACES else im.info.get("icc_profile") or None
     return _picture(samples, depth, icc, im.info.get("exif") or None)
 
@@ -88,7 +88,7 @@ def _picture(samples: np.ndarray, depth: int, icc: bytes | None, exif: bytes | N
     return Picture(tensor, alpha, depth, icc, exif)
 
 
-def _pil_samples(im: Image.Image) -> tuple[np.ndarray, int]:
+def pil_samples(im: Image.Image) -> tuple[np.ndarray, int]:
     """(H, W, C) samples in the file's own dtype (uint8, uint16, or float32 in [0, 1]) and the bit depth."""
     mode = im.mode
     if mode == "P":
