@@ -119,13 +119,16 @@ def _cpu_peak(run, device) -> list[float]:
     """Resident-set peaks above one baseline, sizes in increasing order (freed heap is reused, never undercounted)."""
     gc.collect()
     _trim_heap()
-    base = _status_bytes("VmRSS")
+    try:
+        base = process_status_bytes("VmRSS")
+    except (OSError, RuntimeError):
+        base = None
     peaks = []
     for side in CALIBRATION_SIZES:
-        if not _reset_peak_rss():
-            raise UserError("cannot measure memory here (/proc/self/clear_refs); pass --tile N to restore in tiles")
+        if base is None or not reset_peak_rss():
+            raise UserError("cannot measure memory here (/proc/self); pass --tile N to restore in tiles")
         run(side)
-        peaks.append(max(_status_bytes("VmHWM") - base, 0))
+        peaks.append(max(process_status_bytes("VmHWM") - base, 0))
     return peaks
 
 
@@ -148,7 +151,8 @@ def _trim_heap() -> None:
         pass
 
 
-def _reset_peak_rss() -> bool:
+def reset_peak_rss() -> bool:
+    """Start a fresh VmHWM (Linux >= 4.0): the peak then covers only what follows; False where not allowed."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -157,12 +161,13 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _status_bytes(field: str) -> int:
+def process_status_bytes(field: str) -> int:
+    """A memory field of /proc/self/status (VmRSS, VmHWM, VmSize) in bytes."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise UserError(f"cannot measure memory here ({field} missing from /proc/self/status); pass --tile N")
+    raise RuntimeError(f"{field} missing from /proc/self/status")
 
 
 def _meminfo_available() -> int | None:
