@@ -16,9 +16,6 @@ from ..image_io.picture import quantise, sample_max
 from .inference import restore_colour
 from .restore import DEFAULT_TASK, bundled_tasks, bundled_weights
 
-ImageLike = "Image.Image | np.ndarray | Tensor"
-
-
 def load_model(task_or_path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """A restoration model in eval mode: a bundled task's ("denoise", "gaussian_deblur", ...) or a checkpoint's.
 

@@ -13,7 +13,7 @@ a `UserError` whose message starts with the file name.
 from .files import IMAGE_EXTENSIONS, list_images, verify_image
 from .picture import Picture
 from .read import load_image, picture_from_pil, read_picture
-from .write import picture_to_pil, save_image, write_picture
+from .write import save_image, write_picture
 
-__all__ = ["IMAGE_EXTENSIONS", "Picture", "list_images", "load_image", "picture_from_pil", "picture_to_pil",
+__all__ = ["IMAGE_EXTENSIONS", "Picture", "list_images", "load_image", "picture_from_pil",
            "read_picture", "save_image", "verify_image", "write_picture"]

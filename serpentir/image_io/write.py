@@ -76,19 +76,6 @@ def save_image(img: Tensor, path: str | Path, *, overwrite: bool = False, bit_de
     write_picture(Picture(img[:3], alpha, bit_depth), path, overwrite=overwrite, quality=quality)
 
 
-def picture_to_pil(picture: Picture) -> Image.Image:
-    """An 8-bit picture as L / LA / RGB / RGBA, a 16-bit grey one as I;16 (Pillow has no 16-bit colour)."""
-    if picture.bit_depth == 16 and picture.colour.shape[0] == 1 and picture.alpha is None:
-        im = Image.fromarray(quantise(picture.colour[0].numpy(), 16))
-    else:
-        im = _pil(_samples(picture, 8))
-    if picture.icc_profile:
-        im.info["icc_profile"] = picture.icc_profile
-    if picture.exif:
-        im.info["exif"] = picture.exif
-    return im
-
-
 def _format(path: Path) -> str:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
