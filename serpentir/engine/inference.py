@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import torch
+from tqdm import tqdm
 from torch import Tensor, nn
 
 from ..errors import UserError
@@ -45,9 +46,38 @@ def restore_tensor(model: nn.Module, x: Tensor, *, tile: int | None = None, over
         y = run_tiled(model, x, tile, overlap, progress=progress, label=f"{name or 'image'} tiles")
     else:
         device = next(model.parameters()).device
-        y = model(x.to(device)).float().to(x.device)
+        show = progress and x.shape[-2] * x.shape[-1] > GUARD_MIN_PIXELS
+        with tqdm(total=len(network_stages(model)), desc=f"{name or 'image'} (whole)", unit="stage", leave=False,
+                  disable=None if show else True) as bar:
+            y = forward_with_progress(model, x.to(device), bar).float().to(x.device)
     y = y.clamp(0, 1)
     return y[0] if single else y
+
+
+def network_stages(model: nn.Module) -> list[nn.Module]:
+    """The network's stages in call order: its top-level modules, module lists and dicts by element."""
+    stages = []
+    for child in model.children():
+        if isinstance(child, nn.ModuleDict):
+            stages.extend(child.values())
+        elif isinstance(child, nn.ModuleList):
+            stages.extend(child)
+        else:
+            stages.append(child)
+    return stages
+
+
+def forward_with_progress(model: nn.Module, x: Tensor, bar) -> Tensor:
+    """model(x), calling bar.update() as each stage finishes: coarse progress for a large untiled image."""
+    def step(*_) -> None:  # a hook that returned a value would replace the stage's output
+        bar.update()
+
+    handles = [m.register_forward_hook(step) for m in network_stages(model)]
+    try:
+        return model(x)
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def restore_colour(model: nn.Module, colour: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
