@@ -7,6 +7,7 @@ UserError and `main` prints it; argparse's own errors are squeezed onto one line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import textwrap
@@ -341,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add_parser in SUBCOMMANDS:
         add_parser(sub)
     for command in sub.choices.values():  # -v after the command too; SUPPRESS keeps one given before it
-        if "-v" not in command._option_string_actions:
+        with contextlib.suppress(argparse.ArgumentError):  # a command that has its own -v keeps it
             command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     return parser
 

@@ -178,3 +178,19 @@ def test_verbose_after_the_command_and_help_lists_bundled_tasks(tmp_path, ckpt, 
         cli.main(["restore", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "Bundled tasks (no --weights needed): denoise, gaussian_deblur, jpeg, sr4" in text
+
+
+def test_where_memory_cannot_be_measured_images_are_restored_whole_with_a_warning(ckpt, monkeypatch, caplog):
+    import serpentir
+    from serpentir.engine import memory
+
+    monkeypatch.setattr(memory, "reset_peak_rss", lambda: False)  # a system without /proc/self/clear_refs
+    monkeypatch.setenv("SERPENTIR_AVAILABLE_MEMORY", "1M")
+    model = serpentir.load_model(ckpt)
+    image = photo_array("astronaut", (272, 280), top=0, left=100)
+    with caplog.at_level(logging.WARNING):
+        out = serpentir.restore(image, model=model)
+        serpentir.restore(image, model=model)
+    assert out.shape == image.shape
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "cannot measure memory here" in warnings[0]  # once per model, not per image

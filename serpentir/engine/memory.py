@@ -57,8 +57,9 @@ def parse_size(text: str) -> int:
     return int(value * 1024 ** "_KMGT".index(match.group(2).upper() or "_"))
 
 
-def available_memory(device: torch.device | str = "cpu") -> int:
-    """Bytes a restore may use now: the override, else the GPU's free memory or the host's (cgroup-aware)."""
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes a restore may use now: the override, else the GPU's free memory or the host's (cgroup-aware);
+    None where the system does not say."""
     override = os.environ.get(MEMORY_ENV)
     if override:
         return parse_size(override)
@@ -66,20 +67,33 @@ def available_memory(device: torch.device | str = "cpu") -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    return min(v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None)
+    known = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
+    return min(known) if known else None
 
 
-def peak_model(model: nn.Module, in_channels: int) -> PeakModel:
-    """The model's forward peak as a function of pixels, calibrated once per model (kept while the model lives)."""
+class Unmeasurable(Exception):
+    """This system does not let a process read or reset its own peak memory."""
+
+
+def peak_model(model: nn.Module, in_channels: int) -> PeakModel | None:
+    """The model's forward peak as a function of pixels, calibrated once per model (kept while the model lives);
+    None, with one warning, where memory cannot be measured."""
     if model not in _cache:
-        _cache[model] = _calibrate(model, in_channels)
+        try:
+            _cache[model] = _calibrate(model, in_channels)
+        except Unmeasurable as e:
+            log.warning("cannot measure memory here (%s): whole images are restored unchecked; --tile N bounds it", e)
+            _cache[model] = None
     return _cache[model]
 
 
-def whole_image_fits(model: nn.Module, in_channels: int, height: int, width: int, batch: int = 1) -> tuple[bool, float, int]:
-    """(fits, estimated peak bytes, available bytes) for one whole-image forward."""
-    need = peak_model(model, in_channels).bytes_for(height * width) * batch
-    have = available_memory(_device(model))
+def whole_image_fits(model: nn.Module, in_channels: int, height: int, width: int,
+                     batch: int = 1) -> tuple[bool, float, int | None]:
+    """(fits, estimated peak bytes, available bytes) for one whole-image forward; an unknown counts as fitting."""
+    peak, have = peak_model(model, in_channels), available_memory(_device(model))
+    if peak is None or have is None:
+        return True, float("nan"), have
+    need = peak.bytes_for(height * width) * batch
     return need <= USABLE * have, need, have
 
 
@@ -88,7 +102,7 @@ def tile_that_fits(model: nn.Module, in_channels: int, height: int, width: int, 
     """The largest tile side (a multiple of 32, >= minimum) whose forward fits beside the full-size buffers
     of tiled inference; None when not even the smallest does."""
     peak = peak_model(model, in_channels)
-    budget = USABLE * available_memory(_device(model)) - 4 * (2 * in_channels + 2) * height * width * batch
+    budget = USABLE * (available_memory(_device(model)) or 0) - 4 * (2 * in_channels + 2) * height * width * batch
     best = None
     side = minimum
     while side <= max(height, width) and peak.bytes_for(side * side) * batch <= budget:
@@ -121,12 +135,12 @@ def _cpu_peak(run, device) -> list[float]:
     _trim_heap()
     try:
         base = process_status_bytes("VmRSS")
-    except (OSError, RuntimeError):
-        base = None
+    except (OSError, RuntimeError) as e:
+        raise Unmeasurable(str(e)) from None
     peaks = []
     for side in CALIBRATION_SIZES:
-        if base is None or not reset_peak_rss():
-            raise UserError("cannot measure memory here (/proc/self); pass --tile N to restore in tiles")
+        if not reset_peak_rss():
+            raise Unmeasurable("/proc/self/clear_refs is not writable")
         run(side)
         peaks.append(max(process_status_bytes("VmHWM") - base, 0))
     return peaks
