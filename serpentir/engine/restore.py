@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from ..image_io.picture import Picture
 from .inference import restore_picture, restore_tensor
 
 __all__ = ["RestoreJob", "RestoreReport", "bundled_tasks", "bundled_weights", "plan_restore", "restore_path",
@@ -176,7 +177,7 @@ def _bundled_by_task() -> dict[str, Path]:
     return by_task
 
 
-def _side_by_side_picture(original, restored):
+def _side_by_side_picture(original: Picture, restored: Picture) -> Picture:
     """input | restored as one picture; alpha side by side too (opaque gap), depth and metadata kept."""
     colour = side_by_side(original.colour, restored.colour)
     alpha = original.alpha
