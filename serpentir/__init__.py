@@ -1,6 +1,7 @@
 """serpentir: image restoration with Serpent, a multi-scale selective state-space network.
 
-Public API: create_model, list_models, model_info. Lower layers: serpentir.ops (the scan),
+Public API: load_model and restore (a bundled or trained model applied to a PIL image, numpy array or
+tensor, the same kind coming back), create_model, list_models, model_info. Lower layers: serpentir.ops (the scan),
 serpentir.layers (network pieces), serpentir.models (architectures and their registry).
 """
 
@@ -11,7 +12,8 @@ import os as _os
 # so it only takes effect when serpentir is imported before torch allocates. Set it to 0 to opt out.
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
+from .engine.api import load_model, restore  # noqa: E402
 from .models import create_model, list_models, model_info  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "model_info", "__version__"]
+__all__ = ["create_model", "list_models", "load_model", "model_info", "restore", "__version__"]

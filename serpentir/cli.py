@@ -7,6 +7,7 @@ UserError and `main` prints it; argparse's own errors are squeezed onto one line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import textwrap
@@ -203,40 +204,70 @@ def add_eval_parser(sub) -> None:
 
 # --- restore ----------------------------------------------------------------------------------------
 
-def _cmd_restore(args: argparse.Namespace) -> None:
+def _cmd_restore(args: argparse.Namespace) -> int:
     from .engine import restore_path
 
-    written = restore_path(args.input, args.output, weights=args.weights, task=args.task, device=args.device,
-                           tile=args.tile, overlap=args.tile_overlap, overwrite=args.overwrite, suffix=args.ext,
-                           mask=args.mask, compare=args.side_by_side)
+    report = restore_path(args.input, args.output, weights=args.weights, task=args.task, device=args.device,
+                          tile=args.tile, overlap=args.tile_overlap, overwrite=args.overwrite, suffix=args.ext,
+                          mask=args.mask, compare=args.side_by_side, keep_going=args.keep_going,
+                          skip_existing=args.skip_existing, auto_tile=not args.no_auto_tile, quality=args.quality)
+    written = report.written
     where = written[0] if len(written) == 1 else args.output
-    print(f"restored {len(written)} image{'s' if len(written) != 1 else ''} -> {where}")
+    skipped = f", {report.skipped} skipped (output exists)" if report.skipped else ""
+    print(f"restored {len(written)} image{'s' if len(written) != 1 else ''} -> {where}{skipped}")
+    if report.failed:
+        total = len(report.failed) + len(written)
+        print(f"serpentir: error: {len(report.failed)} of {total} images failed (each named above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _quality(text: str) -> int:
+    value = _positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"expected a quality from 1 to 100, got {text!r}")
+    return value
 
 
 def add_restore_parser(sub) -> None:
+    from .engine.restore import bundled_tasks
+
     p = sub.add_parser(
         "restore", help="restore an image or a folder of images with a checkpoint",
         description=_wrap("Restore any size of image. Outputs are written atomically; the input is never overwritten "
-                    "and existing outputs are kept unless --overwrite."),
+                    "and existing outputs are kept unless --overwrite. Each output keeps its input's kind: grey "
+                    "stays grey, 16-bit stays 16-bit (PNG, TIFF), alpha is copied unchanged, the ICC profile "
+                    "and EXIF are kept; the format follows the output's extension. An image too large for "
+                    "memory is restored in tiles, with a notice. Bundled tasks (no --weights needed): "
+                    f"{', '.join(bundled_tasks()) or 'none'}."),
         epilog="examples:\n"
                "  serpentir restore blurry.png -o sharp.png                # bundled gaussian_deblur model\n"
+               "  serpentir restore noisy.jpg -o clean.jpg --task denoise --quality 92\n"
                "  serpentir restore blurry.png -o sharp.png --weights last.safetensors\n"
+               "  serpentir restore photos/ -o restored/ --keep-going --skip-existing  # resumable batch\n"
                "  serpentir restore photos/ -o restored/ --weights last.safetensors --tile 256",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file, or folder for a folder input")
     p.add_argument("--weights", metavar="CKPT", help="checkpoint from `serpentir train` (default: the bundled weights "
                                                      "for --task)")
-    p.add_argument("--task", help="the task to restore: picks bundled weights (default gaussian_deblur), or is "
-                                  "checked against --weights")
+    p.add_argument("--task", help="the task to restore: picks bundled weights (default gaussian_deblur; bundled: "
+                                  f"{', '.join(bundled_tasks()) or 'none'}), or is checked against --weights")
     p.add_argument("--side-by-side", action="store_true", help="write input | restored side by side, for comparing")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: a GPU if there is one")
     p.add_argument("--tile", type=_positive_int, metavar="N", help="restore in N x N tiles to bound memory")
     p.add_argument("--tile-overlap", type=_non_negative_int, default=32, metavar="PX",
                    help="overlap between tiles, blended so seams do not show (default 32)")
+    p.add_argument("--no-auto-tile", action="store_true",
+                   help="refuse (with --tile advice) instead of tiling an image that would not fit in memory")
     p.add_argument("--mask", metavar="PATH", help="inpainting mask (file, or folder of masks named like the inputs)")
     p.add_argument("--ext", metavar="EXT", help="write outputs in this format (e.g. png) instead of the input's")
+    p.add_argument("--quality", type=_quality, default=95, help="JPEG / WebP output quality, 1-100 (default 95)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave images whose output exists (resume an interrupted batch)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="report an image that fails on one line and restore the rest (exit 1 with the count)")
     p.set_defaults(func=_cmd_restore)
 
 
@@ -305,10 +336,14 @@ SUBCOMMANDS = [add_models_parser, add_tasks_parser, add_demo_parser, add_forward
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="serpentir", description="Image restoration with Serpent state-space networks.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log which scan backend is used, etc.")
+    verbose_help = "log which scan backend is used, etc. (before or after the command)"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_parser in SUBCOMMANDS:
         add_parser(sub)
+    for command in sub.choices.values():  # -v after the command too; SUPPRESS keeps one given before it
+        with contextlib.suppress(argparse.ArgumentError):  # a command that has its own -v keeps it
+            command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     return parser
 
 
@@ -316,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        args.func(args)
+        code = args.func(args)
     except UserError as e:
         print(f"serpentir: error: {e}", file=sys.stderr)
         return 2
@@ -326,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("serpentir: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -56,7 +56,13 @@ def test_demo_writes_degraded_restored_original(bundled, tmp_path):
     out = tmp_path / "demo.png"
     report = run_demo(out, image=val / "a.png")
     assert "degraded  PSNR" in report and "restored  PSNR" in report
-    assert load_image(out).shape == (3, 48, 3 * 40 + 2 * 8)
+    image = load_image(out)
+    strip = image.shape[1] - 48
+    assert strip >= 12 and image.shape == (3, 48 + strip, 3 * 40 + 2 * 8)
+    for i in range(3):  # each panel has its label: dark text on the white strip above it
+        label = image[:, :strip, i * 48:i * 48 + 40]
+        assert (label < 0.5).any() and (label > 0.99).float().mean() > 0.5
+    assert torch.equal(image[:, strip:, 96:136], load_image(val / "a.png"))  # the original, unchanged
     with pytest.raises(Exception, match="already exists"):
         run_demo(out, image=val / "a.png")
 

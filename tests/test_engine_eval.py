@@ -81,3 +81,27 @@ def test_degraded_folder_evaluates_like_on_the_fly(tmp_path, clean_dir, task_nam
         assert a["name"] == b["name"]
         assert a["input_psnr"] == pytest.approx(b["input_psnr"], abs=0.05)  # 8-bit rounding of the saved PNG
         assert a["psnr"] == pytest.approx(b["psnr"], abs=0.1)
+
+
+def test_saved_images_keep_the_kind_of_their_clean_file(tmp_path):
+    """eval --save-images: a 16-bit grey photo gives a 16-bit grey image, an RGBA one keeps its alpha exactly."""
+    import numpy as np
+    from PIL import Image
+
+    from real_photos import photo_array
+    from serpentir.image_io import read_picture
+
+    root = tmp_path / "clean"
+    root.mkdir()
+    rgb = photo_array(size=(40, 48))
+    grey16 = np.asarray(Image.fromarray(rgb).convert("L")).astype(np.uint16) * 257
+    Image.fromarray(grey16).save(root / "grey16.png")
+    alpha = np.random.default_rng(0).integers(0, 256, (40, 48), dtype=np.uint8)
+    Image.fromarray(np.dstack([rgb, alpha])).save(root / "rgba.png")
+    ckpt, _, _ = _checkpoint(tmp_path, "denoise")
+    evaluate_checkpoint(ckpt, tmp_path / "e", data_dir=root, device="cpu", with_lpips=False, save_images=True,
+                        progress=False)
+    grey = read_picture(tmp_path / "e" / "images" / "grey16.png")
+    assert grey.colour.shape == (1, 40, 48) and grey.bit_depth == 16 and grey.alpha is None
+    with_alpha = read_picture(tmp_path / "e" / "images" / "rgba.png")
+    assert with_alpha.colour.shape == (3, 40, 48) and np.array_equal(with_alpha.alpha, alpha)

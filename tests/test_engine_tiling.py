@@ -43,3 +43,25 @@ def test_bad_tile_options():
         run_tiled(model, torch.rand(1, 3, 16, 16), 4)
     with pytest.raises(UserError, match=">= 0"):
         run_tiled(model, torch.rand(1, 3, 16, 16), 8, -1)
+
+
+def test_untiled_progress_steps_once_per_network_stage():
+    """A large untiled image gets coarse progress: every stage of serpent-t reports, and the output is unchanged."""
+    import serpentir
+    from serpentir.engine.inference import forward_with_progress, network_stages
+
+    class Counter:
+        n = 0
+
+        def update(self):
+            self.n += 1
+            return True  # as tqdm's update does when it redraws: must not leak into the network
+
+    model = serpentir.create_model("serpent-t").eval()
+    x = torch.rand(1, 3, 32, 40)
+    counter = Counter()
+    with torch.no_grad():
+        y = forward_with_progress(model, x, counter)
+        assert torch.equal(y, model(x))
+    assert counter.n == len(network_stages(model)) == 9  # embed, 3 down, bottleneck, 3 up, head
+    assert not any(m._forward_hooks for m in network_stages(model))  # hooks removed afterwards

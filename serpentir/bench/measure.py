@@ -20,6 +20,8 @@ import statistics
 import sys
 import time
 
+from ..engine.memory import process_status_bytes, reset_peak_rss
+
 EVENT_PREFIX = "@serpentir-bench "
 TASKS = ("infer_memory", "train_memory", "warmup", "latency")
 OOM_EXIT_CODE = 3
@@ -47,24 +49,6 @@ def is_out_of_memory(error: BaseException, limited: bool = False) -> bool:
     return isinstance(error, RuntimeError) and any(s in text for s in markers)
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} missing from /proc/self/status")
-
-
-def _reset_peak_rss() -> bool:
-    """Start a fresh VmHWM (Linux >= 4.0): the peak then covers only what follows."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 class Meter:
     """Peak memory growth of one step above the idle process: RSS high-water mark on CPU, allocator on CUDA."""
 
@@ -80,11 +64,11 @@ class Meter:
             torch.cuda.reset_peak_memory_stats()
             self.baseline = torch.cuda.memory_allocated()
         else:
-            _reset_peak_rss()
-            self.baseline = _status_kb("VmRSS") * 1024
+            reset_peak_rss()
+            self.baseline = process_status_bytes("VmRSS")
             self.saved_limit = resource.getrlimit(resource.RLIMIT_AS)
             if self.memory_limit_gb is not None:  # room for this step only, on top of what is mapped now
-                limit = _status_kb("VmSize") * 1024 + int(self.memory_limit_gb * 2**30)
+                limit = process_status_bytes("VmSize") + int(self.memory_limit_gb * 2**30)
                 resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
         return self
 
@@ -95,7 +79,7 @@ class Meter:
             torch.cuda.synchronize()
             self.peak_bytes = torch.cuda.max_memory_allocated() - self.baseline
         else:
-            self.peak_bytes = _status_kb("VmHWM") * 1024 - self.baseline
+            self.peak_bytes = process_status_bytes("VmHWM") - self.baseline
             if self.memory_limit_gb is not None:
                 resource.setrlimit(resource.RLIMIT_AS, self.saved_limit)
 

@@ -11,7 +11,10 @@
     build.py           model and task from names, channels following the task
     run_log.py         train_log.csv / val_log.csv, TensorBoard when installed
     evaluate.py        PSNR / SSIM / LPIPS per image and their means; eval of a checkpoint on a folder
-    restore.py         a checkpoint applied to image files; tiling.py for any image size
+    restore.py         a checkpoint applied to image files and folders (resumable, keep-going batches)
+    inference.py       a model applied to one image: grey/RGB, masks, whole or tiled (tiling.py)
+    memory.py          calibrated peak memory of a forward vs the memory available: when to tile
+    api.py             serpentir.load_model / serpentir.restore for PIL images, arrays and tensors
     degrade_folder.py  a degraded copy of a folder for benchmarks
 """
 

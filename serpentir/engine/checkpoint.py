@@ -5,11 +5,17 @@ The metadata (JSON strings: model name + kwargs, task name + params, step, confi
 `load_checkpoint` rebuild the network without the user repeating its architecture. Weights are
 safetensors so loading them runs no code; the training state (optimizer moments, RNG states) is a
 torch.save dict loaded with weights_only=True.
+
+Every weights file records a SHA-256 digest of its tensors (names, dtypes, shapes and bytes) in its
+metadata, checked on load: a file damaged in transfer or on disk is refused with a one-line error
+instead of restoring wrong images. Files from before the digest load with a one-line warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -21,6 +27,37 @@ from .build import build_model, build_task
 
 CHECKPOINT_FORMAT = "serpentir-checkpoint/1"
 MODEL_PREFIX, EMA_PREFIX = "model.", "ema."
+DIGEST_KEY = "tensors_sha256"
+
+log = logging.getLogger(__name__)
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and raw bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def add_digest(path: str | Path) -> str:
+    """Record the tensors' digest in an older weights file's metadata, the tensors bit for bit unchanged."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = _existing(path)
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    metadata[DIGEST_KEY] = digest = tensors_digest(tensors)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+        with safe_open(str(tmp), framework="pt") as f:
+            if tensors_digest({k: f.get_tensor(k) for k in f.keys()}) != digest:
+                raise RuntimeError(f"{path}: tensors changed while rewriting; file left as it was")
+    return digest
 
 
 def state_path_for(weights_path: str | Path) -> Path:
@@ -51,6 +88,7 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, task, step: int, ema_
     tensors = {MODEL_PREFIX + k: _plain(v) for k, v in model.state_dict().items()}
     if ema_model is not None:
         tensors.update({EMA_PREFIX + k: _plain(v) for k, v in ema_model.state_dict().items()})
+    metadata[DIGEST_KEY] = tensors_digest(tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
     if train_state is not None:
         with atomic_path(state_path_for(path)) as tmp:
@@ -96,13 +134,8 @@ def load_checkpoint(path: str | Path, *, use_ema: bool = True, device: str | tor
 
 def load_weights(model: nn.Module, path: str | Path, *, use_ema: bool = True) -> None:
     """Load a checkpoint's model (or EMA) weights into `model`; a mismatch is a one-line UserError."""
-    from safetensors.torch import load_file
-
     path = _existing(path)
-    try:
-        tensors = load_file(str(path))
-    except Exception as e:
-        raise UserError(f"{path}: not a safetensors checkpoint ({_first_line(e)})") from None
+    tensors = read_verified_tensors(path)
     has_ema = any(k.startswith(EMA_PREFIX) for k in tensors)
     prefix = EMA_PREFIX if use_ema and has_ema else MODEL_PREFIX
     if not any(k.startswith(prefix) for k in tensors):
@@ -112,6 +145,25 @@ def load_weights(model: nn.Module, path: str | Path, *, use_ema: bool = True) ->
         state = {k: v for k, v in state.items() if not k.startswith(EMA_PREFIX)}
     _check_match(model, state, path)
     model.load_state_dict(state, strict=True)
+
+
+def read_verified_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, checked against the digest in its metadata."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            recorded = (f.metadata() or {}).get(DIGEST_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for a bad header or short data
+        raise UserError(f"{path}: not a safetensors checkpoint ({_first_line(e)})") from None
+    if recorded is None:
+        log.warning("%s: no digest of its tensors (written before serpentir recorded one); loaded unverified", path)
+    elif tensors_digest(tensors) != recorded:
+        raise UserError(f"{path}: corrupted weights: the tensors do not match the digest recorded in the file "
+                        "(damaged or altered); get a fresh copy")
+    return tensors
 
 
 def load_train_state(weights_path: str | Path) -> dict:

@@ -43,8 +43,13 @@ def score(pred: Tensor, target: Tensor, *, with_lpips: bool, crop_border: int = 
 @torch.no_grad()
 def evaluate_model(model: nn.Module, pairs: Iterable[tuple[str, Tensor, Tensor]], *, with_lpips: bool = False,
                    crop_border: int = 0, y_channel: bool = False, tile: int | None = None, overlap: int = 32,
-                   save_dir: str | Path | None = None, progress: bool = False) -> list[dict]:
-    """One row per image: the restored output's scores and the degraded input's, as CSV_COLUMNS."""
+                   save_dir: str | Path | None = None, progress: bool = False,
+                   source_dir: str | Path | None = None) -> list[dict]:
+    """One row per image: the restored output's scores and the degraded input's, as CSV_COLUMNS.
+
+    Images saved to save_dir take the kind of source_dir/NAME (the clean file) when given: grey stays
+    grey, 16-bit stays 16-bit, its alpha, ICC profile and EXIF are carried over.
+    """
     from tqdm import tqdm
 
     was_training = model.training
@@ -62,12 +67,24 @@ def evaluate_model(model: nn.Module, pairs: Iterable[tuple[str, Tensor, Tensor]]
                    **{f"input_{k}": v[0] for k, v in reference.items()}}
             rows.append(row)
             if save_dir is not None:
-                from ..image_io import save_image
-
-                save_image(pred[0], Path(save_dir) / Path(name).with_suffix(".png"), overwrite=True)
+                source = Path(source_dir) / name if source_dir is not None else None
+                save_restored(pred[0], Path(save_dir) / Path(name).with_suffix(".png"), like=source)
     finally:
         model.train(was_training)
     return rows
+
+
+def save_restored(restored: Tensor, path: Path, *, like: Path | None = None) -> None:
+    """Write a restored (C, H, W) image as a PNG of the same kind as the file `like` (when it exists and
+    has the same size): grey or RGB, 8 or 16 bits, its alpha, ICC profile and EXIF."""
+    from ..image_io import Picture, read_picture, write_picture
+    from ..image_io.picture import to_grey
+
+    picture = read_picture(like) if like is not None and like.is_file() else None
+    if picture is None or tuple(picture.colour.shape[-2:]) != tuple(restored.shape[-2:]):
+        picture = Picture(restored)
+    colour = to_grey(restored) if picture.colour.shape[0] == 1 and restored.shape[0] == 3 else restored
+    write_picture(picture.with_colour(colour.cpu()), path, overwrite=True)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -130,7 +147,8 @@ def evaluate_checkpoint(weights: str | Path, out_dir: str | Path, *, data_dir: s
         pairs = degraded_items(data_dir, task, channels=channels, seed=seed)
     out_dir = Path(out_dir)
     rows = evaluate_model(model, pairs, with_lpips=with_lpips, crop_border=crop_border, y_channel=y_channel, tile=tile,
-                          overlap=overlap, save_dir=out_dir / "images" if save_images else None, progress=progress)
+                          overlap=overlap, save_dir=out_dir / "images" if save_images else None, progress=progress,
+                          source_dir=target_dir if target_dir is not None else data_dir)
     summary = summarize(rows)
     write_rows_csv(rows, out_dir / "per_image.csv")
     with open(out_dir / "summary.csv", "w", newline="") as f:

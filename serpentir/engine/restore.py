@@ -1,19 +1,26 @@
-"""Inference: a checkpoint applied to an image or a folder of images, written next to nothing it read.
+"""Inference on files: a checkpoint applied to an image or a folder of images, written next to nothing it read.
 
 Outputs are planned before any work is done, so that a run which would overwrite its own input or an
-earlier result fails at once with a one-line message instead of after an hour of restoring.
+earlier result fails at once with a one-line message instead of after an hour of restoring. A batch
+can go on past broken files (keep_going) and resume where an interrupted one stopped (skip_existing).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import UserError
-from .tiling import run_tiled
+from ..image_io.picture import Picture
+from .inference import restore_picture, restore_tensor
+
+__all__ = ["RestoreJob", "RestoreReport", "bundled_tasks", "bundled_weights", "plan_restore", "restore_path",
+           "restore_tensor", "side_by_side"]
 
 MASK_FOLDER = "masks"  # a folder of masks beside degraded images, as `serpentir degrade` writes them
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -29,21 +36,6 @@ def side_by_side(*images: Tensor, gap: int = 8) -> Tensor:
     return torch.cat(parts, dim=2)
 
 
-@torch.no_grad()
-def restore_tensor(model: nn.Module, x: Tensor, *, tile: int | None = None, overlap: int = 32) -> Tensor:
-    """The restored (N, C, H, W) image in [0, 1]; tiled when `tile` is set (a (C, H, W) input works too)."""
-    single = x.dim() == 3
-    if single:
-        x = x[None]
-    if tile:
-        y = run_tiled(model, x, tile, overlap)
-    else:
-        device = next(model.parameters()).device
-        y = model(x.to(device)).float().to(x.device)
-    y = y.clamp(0, 1)
-    return y[0] if single else y
-
-
 @dataclass(frozen=True)
 class RestoreJob:
     """One image to restore: where it is read, where its mask (if the task needs one) is, where it goes."""
@@ -54,12 +46,16 @@ class RestoreJob:
 
 
 def plan_restore(input_path: str | Path, output_path: str | Path, *, overwrite: bool = False,
-                 suffix: str | None = None, mask: str | Path | None = None, needs_mask: bool = False) -> list[RestoreJob]:
+                 suffix: str | None = None, mask: str | Path | None = None, needs_mask: bool = False,
+                 skip_existing: bool = False) -> list[RestoreJob]:
     """Pair every input image with its output path, refusing anything that would destroy data.
 
     A file in gives one file out (or a file inside OUTPUT if that is a folder); a folder in gives the
     same relative names under the OUTPUT folder. `suffix` (e.g. ".png") changes the output format.
+    skip_existing=True accepts existing outputs (the caller skips those images: a batch resumed).
     """
+    if overwrite and skip_existing:
+        raise UserError("--overwrite and --skip-existing contradict each other; pass one")
     from ..image_io import list_images
 
     src, dst = Path(input_path), Path(output_path)
@@ -91,61 +87,104 @@ def plan_restore(input_path: str | Path, output_path: str | Path, *, overwrite: 
     if needs_mask and any(j.mask is None for j in jobs):
         raise UserError("this checkpoint's task needs a mask for each image: pass --mask FILE_OR_FOLDER "
                         f"(a {MASK_FOLDER!r} folder beside the input images is used automatically)")
-    _check_outputs(jobs, overwrite)
+    _check_outputs(jobs, overwrite or skip_existing)
     return jobs
+
+
+@dataclass
+class RestoreReport:
+    """What a restore run did: files written, outputs that existed already (skipped), inputs that failed."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def restore_path(input_path: str | Path, output_path: str | Path, *, weights: str | Path | None = None,
                  task: str | None = None, device: str = "auto", tile: int | None = None, overlap: int = 32,
                  overwrite: bool = False, suffix: str | None = None, mask: str | Path | None = None,
-                 progress: bool = True, compare: bool = False) -> list[Path]:
-    """Restore an image or a folder with a checkpoint; returns the files written.
+                 progress: bool = True, compare: bool = False, keep_going: bool = False,
+                 skip_existing: bool = False, auto_tile: bool = True, quality: int = 95) -> RestoreReport:
+    """Restore an image or a folder with a checkpoint, each output in the format of its name.
 
-    compare=True writes input | restored side by side instead of the restored image alone.
+    Grey stays grey, 16-bit stays 16-bit (PNG, TIFF), alpha is copied bit-exact, ICC profile and EXIF
+    are kept. compare=True writes input | restored side by side instead of the restored image alone.
+    keep_going=True reports a failing image on one line and goes on with the rest; skip_existing=True
+    restores only the images whose output does not exist yet. quality: JPEG and WebP outputs.
     """
     from tqdm import tqdm
 
-    from ..image_io import load_image, save_image
+    from ..image_io import load_image, read_picture, write_picture
     from .checkpoint import load_checkpoint
     from .distributed import resolve_device
 
     weights = Path(weights) if weights else bundled_weights(task)
-    dev = resolve_device(device)
-    model, deg, meta = load_checkpoint(weights, device=dev)
+    model, deg, _ = load_checkpoint(weights, device=resolve_device(device))
     if task and task != deg.name:
         raise UserError(f"{weights} was trained for task {deg.name!r}, not {task!r}")
     jobs = plan_restore(input_path, output_path, overwrite=overwrite, suffix=suffix, mask=mask,
-                        needs_mask=deg.extra_channels > 0)
-    written = []
-    for job in tqdm(jobs, desc="restore", unit="img", disable=None if progress and len(jobs) > 1 else True):
-        x = load_image(job.source, channels=meta["channels"])
-        if job.mask is not None:
-            m = load_image(job.mask, channels=1)
-            if m.shape[-2:] != x.shape[-2:]:
-                raise UserError(f"{job.mask}: mask is {tuple(m.shape[-2:])} but the image {job.source} is {tuple(x.shape[-2:])}")
-            x = torch.cat([x, m], dim=0)
-        y = restore_tensor(model, x, tile=tile, overlap=overlap)
-        save_image(side_by_side(x[: y.shape[0]], y) if compare else y, job.target, overwrite=overwrite)
-        written.append(job.target)
-    return written
+                        needs_mask=deg.extra_channels > 0, skip_existing=skip_existing)
+    todo = [j for j in jobs if not (skip_existing and j.target.exists())]
+    report = RestoreReport(skipped=len(jobs) - len(todo))
+    for job in tqdm(todo, desc="restore", unit="img", disable=None if progress and len(todo) > 1 else True):
+        try:
+            picture = read_picture(job.source)
+            m = load_image(job.mask, channels=1) if job.mask is not None else None
+            if m is not None and m.shape[-2:] != picture.colour.shape[-2:]:
+                raise UserError(f"{job.mask}: mask is {tuple(m.shape[-2:])} but the image {job.source} is "
+                                f"{tuple(picture.colour.shape[-2:])}")
+            restored = restore_picture(model, picture, mask=m, tile=tile, overlap=overlap, auto_tile=auto_tile,
+                                       progress=progress, name=str(job.source))
+            if compare:
+                restored = _side_by_side_picture(picture, restored)
+            write_picture(restored, job.target, overwrite=overwrite, quality=quality)
+        except (UserError, MemoryError) as e:
+            if not keep_going:
+                raise
+            message = str(e) if isinstance(e, UserError) else f"{job.source}: out of memory (try --tile)"
+            tqdm.write(f"serpentir: error: {message}", file=sys.stderr)
+            report.failed.append((job.source, message))
+            continue
+        report.written.append(job.target)
+    return report
+
+
+def bundled_tasks() -> list[str]:
+    """The tasks with bundled weights, sorted."""
+    return sorted(_bundled_by_task())
 
 
 def bundled_weights(task: str | None) -> Path:
     """The bundled checkpoint for a task (DEFAULT_TASK when None), or a one-line error saying there is none."""
+    task = task or DEFAULT_TASK
+    by_task = _bundled_by_task()
+    if task in by_task:
+        return by_task[task]
+    bundled = f" (bundled: {', '.join(sorted(by_task))})" if by_task else ""
+    raise UserError(f"no bundled weights for task {task!r}{bundled}; pass --weights CKPT "
+                    "(a checkpoint written by `serpentir train`)")
+
+
+def _bundled_by_task() -> dict[str, Path]:
     from .checkpoint import read_metadata
 
-    task = task or DEFAULT_TASK
     by_task: dict[str, Path] = {}
     for path in sorted(WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []:
         try:
             by_task.setdefault(read_metadata(path)["task"]["name"], path)
         except UserError:
             continue
-    if task in by_task:
-        return by_task[task]
-    bundled = f" (bundled: {', '.join(sorted(by_task))})" if by_task else ""
-    raise UserError(f"no bundled weights for task {task!r}{bundled}; pass --weights CKPT "
-                    "(a checkpoint written by `serpentir train`)")
+    return by_task
+
+
+def _side_by_side_picture(original: Picture, restored: Picture) -> Picture:
+    """input | restored as one picture; alpha side by side too (opaque gap), depth and metadata kept."""
+    colour = side_by_side(original.colour, restored.colour)
+    alpha = original.alpha
+    if alpha is not None:
+        gap = np.full((alpha.shape[0], colour.shape[2] - 2 * alpha.shape[1]), np.iinfo(alpha.dtype).max, alpha.dtype)
+        alpha = np.concatenate([alpha, gap, alpha], axis=1)
+    return replace(restored, colour=colour, alpha=alpha)
 
 
 def _check_outputs(jobs: list[RestoreJob], overwrite: bool) -> None:
