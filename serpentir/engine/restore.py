@@ -132,20 +132,26 @@ def restore_path(input_path: str | Path, output_path: str | Path, *, weights: st
 
 def bundled_weights(task: str | None) -> Path:
     """The bundled checkpoint for a task (DEFAULT_TASK when None), or a one-line error saying there is none."""
+    task = task or DEFAULT_TASK
+    by_task = bundled_checkpoints()
+    if task in by_task:
+        return by_task[task]
+    bundled = f" (bundled: {', '.join(sorted(by_task))})" if by_task else ""
+    raise UserError(f"no bundled weights for task {task!r}{bundled}; pass --weights CKPT "
+                    "(a checkpoint written by `serpentir train`)")
+
+
+def bundled_checkpoints() -> dict[str, Path]:
+    """Task name -> the bundled checkpoint for it (the first file, by name, when two share a task)."""
     from .checkpoint import read_metadata
 
-    task = task or DEFAULT_TASK
     by_task: dict[str, Path] = {}
     for path in sorted(WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []:
         try:
             by_task.setdefault(read_metadata(path)["task"]["name"], path)
         except UserError:
             continue
-    if task in by_task:
-        return by_task[task]
-    bundled = f" (bundled: {', '.join(sorted(by_task))})" if by_task else ""
-    raise UserError(f"no bundled weights for task {task!r}{bundled}; pass --weights CKPT "
-                    "(a checkpoint written by `serpentir train`)")
+    return by_task
 
 
 def _check_outputs(jobs: list[RestoreJob], overwrite: bool) -> None:
