@@ -34,7 +34,11 @@ def run_server(host: str, port: int, *, limits: Limits, device: str = "auto", ti
               "can upload images", file=sys.stderr)
     print(f"serpentir serve: {url} (Ctrl+C to stop)", flush=True)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its orderly shutdown: the normal way to stop
+        pass
+    print("serpentir serve: stopped; uploads removed", flush=True)
 
 
 def _bind(host: str, port: int) -> socket.socket:
