@@ -93,14 +93,11 @@ class RestoreService:
 
     async def restore(self, request: Request) -> Response:
         """Synchronous API: answer with the restored PNG once the job has run."""
-        try:
-            job = await self._accept(request)
-        except UploadRejected as e:
-            return _error(e.status, str(e))
-        except QueueFull as e:
-            return _busy(e)
-        done = asyncio.get_running_loop().create_future()
+        job = await self._accept(request)
+        if isinstance(job, Response):
+            return job
         loop = asyncio.get_running_loop()
+        done = loop.create_future()
         job.on_done(lambda: loop.call_soon_threadsafe(_set_once, done))
         await done
         self.queue.forget(job)
@@ -108,12 +105,9 @@ class RestoreService:
 
     async def submit(self, request: Request) -> Response:
         """Asynchronous API (the page): queue the job, answer its id; progress via GET /api/jobs/ID."""
-        try:
-            job = await self._accept(request)
-        except UploadRejected as e:
-            return _error(e.status, str(e))
-        except QueueFull as e:
-            return _busy(e)
+        job = await self._accept(request)
+        if isinstance(job, Response):
+            return job
         return JSONResponse(self._describe(job), status_code=202)
 
     async def job_status(self, request: Request) -> Response:
@@ -132,19 +126,27 @@ class RestoreService:
 
     # --- helpers ------------------------------------------------------------------------------------
 
-    async def _accept(self, request: Request) -> Job:
-        """Read, check and queue one upload; its file is deleted when the job ends or is refused."""
+    async def _accept(self, request: Request) -> Job | Response:
+        """Read, check and queue one upload, or the 4xx / 503 refusing it.
+
+        The upload's file is deleted when its job ends or when it is refused.
+        """
         name = _display_name(request.query_params.get("name"))
-        task = self.models.resolve(request.query_params.get("task"))
-        path = await self._receive(request, name)
         try:
-            width, height = await run_in_threadpool(check_upload, path, name, self.limits)
-            job = Job(work=lambda: self._run(path, name, task), pixels=width * height, label=name, task=task,
-                      size=(width, height))
-            return self.queue.submit(job)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+            task = self.models.resolve(request.query_params.get("task"))
+            path = await self._receive(request, name)
+            try:
+                width, height = await run_in_threadpool(check_upload, path, name, self.limits)
+                job = Job(work=lambda: self._run(path, name, task), pixels=width * height, label=name, task=task,
+                          size=(width, height))
+                return self.queue.submit(job)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        except UploadRejected as e:
+            return _error(e.status, str(e))
+        except QueueFull as e:
+            return _busy(e)
 
     async def _receive(self, request: Request, name: str) -> Path:
         """Stream the body into the upload folder, stopping as soon as it passes the size limit."""
