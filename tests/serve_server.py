@@ -1,7 +1,7 @@
 """A real `serpentir serve` process on a free loopback port, for the API and browser tests.
 
-The server and the reference `serpentir restore` run with the same environment (one CPU thread, the
-test suite's scan backend), so their pixels can be compared byte for byte.
+The server and the reference `serpentir restore` run with one CPU thread and the test suite's scan
+backend, so their outputs can be compared byte for byte.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+import torch
+
+from serpentir import cli
 
 SMALLEST_TASK = "denoise"  # a 1.5 MB bundled model, the smallest with gaussian_deblur's 3.1 MB
 
@@ -62,13 +66,17 @@ def stop(process: subprocess.Popen) -> tuple[int, str]:
     return process.returncode, err
 
 
-def cli_restore(tmp_dir: Path, source: Path, task: str) -> bytes:
-    """What `serpentir restore SOURCE -o OUT.png --task TASK` writes, in the server's environment."""
+def cli_restore(source: Path, task: str) -> bytes:
+    """What `serpentir restore SOURCE -o OUT.png --task TASK` writes, run in this process on one thread
+    (the server's OMP_NUM_THREADS=1), so that the arithmetic is the same."""
     out = source.with_name(source.stem + f"-cli-{task}.png")
-    done = subprocess.run([sys.executable, "-m", "serpentir", "restore", str(source), "-o", str(out), "--task", task,
-                           "--device", "cpu", "--overwrite"], env=server_env(tmp_dir), capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = cli.main(["restore", str(source), "-o", str(out), "--task", task, "--device", "cpu", "--overwrite"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
     return out.read_bytes()
 
 

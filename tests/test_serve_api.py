@@ -5,8 +5,7 @@ and uploads never leave the server's temporary folder."""
 import http.client
 import io
 import json
-import subprocess
-import sys
+import socket
 import threading
 import time
 import urllib.parse
@@ -19,6 +18,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from real_photos import photo_array
 from serve_server import SMALLEST_TASK, cli_restore, get_json, post, running_server, stop
+from serpentir import cli
 from serpentir.engine.checkpoint import read_metadata
 from serpentir.engine.restore import DEFAULT_TASK, WEIGHTS_DIR
 
@@ -68,7 +68,7 @@ def test_restored_png_equals_the_command_line_result(server):
     status, headers, body = post(restore_url(url, task=SMALLEST_TASK, name="cat.png"), source.read_bytes())
     assert status == 200 and headers["content-type"] == "image/png"
     assert 'filename="cat-restored.png"' in headers["content-disposition"]
-    reference = cli_restore(tmp, source, SMALLEST_TASK)
+    reference = cli_restore(source, SMALLEST_TASK)
     assert body == reference  # the same file, so the same pixels
     restored = np.asarray(Image.open(io.BytesIO(body)))
     assert restored.shape == (64, 80, 3)
@@ -80,7 +80,7 @@ def test_default_task_is_the_default_model(server):
     source = photo_png(tmp, "small.png", size=(32, 40))
     status, _, body = post(url + "/api/restore", source.read_bytes())
     assert status == 200
-    assert body == cli_restore(tmp, source, DEFAULT_TASK)
+    assert body == cli_restore(source, DEFAULT_TASK)
 
 
 def test_garbage_is_refused_with_one_line_naming_the_upload(server):
@@ -151,7 +151,7 @@ def test_job_api_reports_progress_and_gives_the_same_png(server):
         seen.add(job["state"])
     assert job["state"] == "done" and job["elapsed_s"] > 0, job
     with urllib.request.urlopen(url + job["result"]) as response:
-        assert response.read() == cli_restore(tmp, source, SMALLEST_TASK)
+        assert response.read() == cli_restore(source, SMALLEST_TASK)
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"{url}/api/jobs/no-such-job")
     assert e.value.code == 404
@@ -174,7 +174,7 @@ def test_eight_concurrent_requests_are_all_answered_and_the_server_stays_up(serv
         t.start()
     for t in threads:
         t.join(timeout=300)
-    reference = cli_restore(tmp, source, SMALLEST_TASK)
+    reference = cli_restore(source, SMALLEST_TASK)
     statuses = sorted(a[0] for a in answers)
     assert set(statuses) <= {200, 503}, statuses
     assert statuses.count(503) >= 1 and statuses.count(200) >= 1, statuses  # 1 running + 2 waiting fit
@@ -206,14 +206,12 @@ def test_stopping_the_server_removes_its_temporary_folder(tmp_path):
     assert list((tmp_path / "server_tmp").iterdir()) == []
 
 
-def test_a_busy_port_is_a_one_line_error(tmp_path):
-    import socket
-
+def test_a_busy_port_is_a_one_line_error(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "serpentir", "serve", "--port", str(port)],
-                              capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert done.stderr.startswith(f"serpentir: error: cannot listen on 127.0.0.1:{port}") and done.stderr.count("\n") == 1
+        code = cli.main(["serve", "--port", str(port), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"serpentir: error: cannot listen on 127.0.0.1:{port}") and err.count("\n") == 1
