@@ -149,3 +149,11 @@ def test_the_library_and_the_cli_parser_do_not_import_the_server():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "lots"])
+def test_bad_upload_limit_is_a_one_line_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["serve", "--max-upload-mb", value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "expected a positive number" in err
