@@ -93,7 +93,7 @@ def test_upload_restore_compare_download(browser, url, tmp_path):
     assert console_errors == []
 
 
-def test_a_sample_photo_and_a_bad_file(browser, url, tmp_path):
+def test_a_sample_photo_then_a_dropped_bad_file(browser, url, tmp_path):
     page = browser.new_page()
     page.goto(url + "/")
     page.wait_for_selector("#sample option[value=chelsea]", state="attached")
@@ -113,9 +113,14 @@ def test_a_sample_photo_and_a_bad_file(browser, url, tmp_path):
     download.value.save_as(tmp_path / "downloaded.png")
     assert (tmp_path / "downloaded.png").read_bytes() == cli_restore(sample, "jpeg")
 
-    bad = tmp_path / "holiday.jpg"
-    bad.write_bytes(b"not really a JPEG")
-    page.set_input_files("#file", str(bad))
+    # a file dropped on the page (here one that is not an image) replaces the sample
+    dropped = page.evaluate_handle("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(["not really a JPEG"], "holiday.jpg", {type: "image/jpeg"}));
+        return dt;
+    }""")
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+    assert page.inner_text("#chosen").startswith("holiday.jpg")
     page.click("#restore")
     page.wait_for_selector("#error:not([hidden])")
     assert page.inner_text("#error") == "holiday.jpg: not an image file (PNG, JPEG, TIFF, BMP or WebP expected)"
