@@ -36,7 +36,6 @@ class Job:
     size: tuple[int, int] = (0, 0)  # width, height
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     state: str = "queued"  # queued -> running -> done | failed
-    created: float = field(default_factory=time.monotonic)
     started: float | None = None
     finished: float | None = None
     result: bytes | None = None

@@ -7,7 +7,6 @@ same pixels. When the library grows a public restore API, only this file changes
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from PIL import Image
@@ -44,10 +43,11 @@ def restore_upload(path: Path, name: str, loaded: LoadedModel, *, tile: int | No
     except UserError as e:  # the message names the temporary file: name the upload instead
         raise UploadRejected(415, str(e).replace(str(path), name)) from None
     y = restore_tensor(loaded.model, x, tile=tile)
+    if not path.parent.is_dir():  # the server stopped and removed its folder meanwhile: write nothing
+        raise RuntimeError("the server is stopping")
     target = path.with_name(path.name + ".restored.png")
     try:
         save_image(y, target)
         return target.read_bytes()
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            target.unlink()
+        target.unlink(missing_ok=True)

@@ -55,7 +55,6 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port or --host") from None
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
 
 
