@@ -328,10 +328,58 @@ def add_degrade_parser(sub) -> None:
     p.set_defaults(func=_cmd_degrade)
 
 
+# --- serve ------------------------------------------------------------------------------------------
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from .serve import Limits, serve  # the web extra's modules are imported only here
+
+    limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
+                    queue_size=args.queue_size, workers=args.workers)
+    serve(args.host, args.port, limits=limits, device=args.device, tile=args.tile)
+
+
+def add_serve_parser(sub) -> None:
+    defaults = {"max_upload_mb": 25, "max_pixels": 4_000_000, "queue_size": 4, "workers": 1}
+    p = sub.add_parser(
+        "serve", help="a web page (and HTTP API) to restore photos with the bundled models",
+        description=_wrap("Serve a page where a photo is uploaded, restored with a bundled model and compared before "
+                          "and after, plus an HTTP API for scripts. Needs the web extra: "
+                          'pip install "serpentir[web]". Listens on this machine only unless --host says otherwise.'),
+        epilog="examples:\n"
+               "  serpentir serve                                    # then open http://127.0.0.1:7860/\n"
+               "  curl --data-binary @blurry.png -o sharp.png http://127.0.0.1:7860/api/restore\n"
+               "  curl --data-binary @noisy.png -o clean.png 'http://127.0.0.1:7860/api/restore?task=denoise'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_non_negative_int, default=7860, help="port (default 7860; 0 picks a free one)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: a GPU if there is one")
+    p.add_argument("--tile", type=_positive_int, metavar="N", help="restore in N x N tiles to bound memory")
+    p.add_argument("--max-upload-mb", type=_positive_float, default=defaults["max_upload_mb"], metavar="MB",
+                   help="largest upload accepted (default %(default)s)")
+    p.add_argument("--max-pixels", type=_positive_int, default=defaults["max_pixels"], metavar="N",
+                   help="largest image accepted, width x height (default %(default)s)")
+    p.add_argument("--queue-size", type=_positive_int, default=defaults["queue_size"], metavar="N",
+                   help="restorations that may wait; more get 503 with Retry-After (default %(default)s)")
+    p.add_argument("--workers", type=_positive_int, default=defaults["workers"], metavar="N",
+                   help="restorations run at once (default %(default)s; more only share the same cores)")
+    p.set_defaults(func=_cmd_serve)
+
+
 # --- the parser -------------------------------------------------------------------------------------
 
 SUBCOMMANDS = [add_models_parser, add_tasks_parser, add_demo_parser, add_forward_parser, add_train_parser,
-               add_eval_parser, add_restore_parser, add_degrade_parser, add_bench_parser, add_compare_parser]
+               add_eval_parser, add_restore_parser, add_degrade_parser, add_bench_parser, add_compare_parser,
+               add_serve_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -151,13 +151,13 @@ def restore_path(input_path: str | Path, output_path: str | Path, *, weights: st
 
 def bundled_tasks() -> list[str]:
     """The tasks with bundled weights, sorted."""
-    return sorted(_bundled_by_task())
+    return sorted(bundled_checkpoints())
 
 
 def bundled_weights(task: str | None) -> Path:
     """The bundled checkpoint for a task (DEFAULT_TASK when None), or a one-line error saying there is none."""
     task = task or DEFAULT_TASK
-    by_task = _bundled_by_task()
+    by_task = bundled_checkpoints()
     if task in by_task:
         return by_task[task]
     bundled = f" (bundled: {', '.join(sorted(by_task))})" if by_task else ""
@@ -165,7 +165,8 @@ def bundled_weights(task: str | None) -> Path:
                     "(a checkpoint written by `serpentir train`)")
 
 
-def _bundled_by_task() -> dict[str, Path]:
+def bundled_checkpoints() -> dict[str, Path]:
+    """Task name -> the bundled checkpoint for it (the first file, by name, when two share a task)."""
     from .checkpoint import read_metadata
 
     by_task: dict[str, Path] = {}
