@@ -1,8 +1,8 @@
 """The one place the server restores: an uploaded file -> decoded -> restored -> PNG bytes.
 
-It runs exactly what `serpentir restore photo.png -o out.png --task T` runs (load_image with the
-checkpoint's channels, restore_tensor, save_image as PNG), so the page and the command line give the
-same pixels. When the library grows a public restore API, only this file changes.
+It runs exactly what `serpentir restore photo.png -o out.png --task T` runs for one file
+(read_picture, restore_picture, write_picture as PNG), so the page and the command line give the
+same pixels, and keep the same bit depth, grey or colour, alpha, ICC profile and EXIF.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..engine.restore import restore_tensor
+from ..engine.inference import restore_picture
 from ..errors import UserError
-from ..image_io import load_image, save_image
+from ..image_io import read_picture, write_picture
 from .limits import Limits, UploadRejected
 from .models import LoadedModel
 
@@ -39,15 +39,18 @@ def restore_upload(path: Path, name: str, loaded: LoadedModel, *, tile: int | No
     if loaded.degradation.extra_channels:
         raise UploadRejected(400, f"task {loaded.task!r} needs a mask beside the image; use `serpentir restore --mask`")
     try:
-        x = load_image(path, channels=loaded.meta["channels"])
+        picture = read_picture(path)
     except UserError as e:  # the message names the temporary file: name the upload instead
         raise UploadRejected(415, str(e).replace(str(path), name)) from None
-    y = restore_tensor(loaded.model, x, tile=tile)
+    try:
+        restored = restore_picture(loaded.model, picture, tile=tile, name=name)
+    except UserError as e:  # e.g. not enough memory even in tiles
+        raise UploadRejected(413, str(e).replace(str(path), name)) from None
     if not path.parent.is_dir():  # the server stopped and removed its folder meanwhile: write nothing
         raise RuntimeError("the server is stopping")
     target = path.with_name(path.name + ".restored.png")
     try:
-        save_image(y, target)
+        write_picture(restored, target)
         return target.read_bytes()
     finally:
         target.unlink(missing_ok=True)
