@@ -37,10 +37,12 @@ def main() -> None:
     from serpentir.engine.memory import SAFETY, peak_model
 
     fit = peak_model(serpentir.load_model(args.task), 3)
-    print(f"calibration: {fit.intercept / 2**20:.1f} MB + {fit.per_pixel:.0f} B/pixel (guard adds x{SAFETY})")
+    for name, line in (("whole map", fit.whole), ("in pieces", fit.in_pieces)):
+        print(f"calibration, {name}: {line.intercept / 2**20:.1f} MB + {line.per_pixel:.0f} B/pixel")
+    print(f"pieces from {fit.pieces_from:.0f} pixels; the guard adds x{SAFETY}")
     print(f"{'size':>6} {'fit MB':>8} {'guard MB':>9} {'measured MB':>12} {'guard/measured':>15}")
     for side in (int(s) for s in args.sizes.split(",")):
-        fitted = fit.intercept + fit.per_pixel * side * side
+        fitted = fit.bytes_for(side * side) / SAFETY
         real = measure(args.task, side)
         print(f"{side:>6} {fitted / 2**20:>8.0f} {fit.bytes_for(side * side) / 2**20:>9.0f} {real / 2**20:>12.0f} "
               f"{fit.bytes_for(side * side) / real:>15.2f}")

@@ -2,7 +2,11 @@
 
 The peak of a forward pass grows linearly with the pixel count (the network is convolutions, scans
 and token-wise layers), so two small calibration runs, 64x64 and 128x128, fitted as
-intercept + slope * pixels, predict it for any size. They are measured, not derived from a formula,
+intercept + slope * pixels, predict it for any size. Serpent has two regimes: a map larger than
+serpentir.layers.pieces.PIECE_TOKENS goes through its blocks in bands, at a fraction of the memory
+per pixel. So the calibration is run twice, whole and (with the piece size lowered to a quarter
+of the calibration map) in pieces, and an image is predicted by the whole-map line up to the size
+where pieces start and by the larger of the two beyond it. They are measured, not derived from a formula,
 so the estimate follows the network as it changes (and any memory saving made to it). On the CPU
 the peak is the process's resident-set high-water mark (reset through /proc/self/clear_refs, freed
 heap handed back to the system first); on a GPU it is torch's allocator peak.
@@ -27,6 +31,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..layers import pieces
 
 MEMORY_ENV = "SERPENTIR_AVAILABLE_MEMORY"
 CALIBRATION_SIZES = (64, 128)
@@ -38,14 +43,27 @@ _cache: "weakref.WeakKeyDictionary[nn.Module, PeakModel]" = weakref.WeakKeyDicti
 
 
 @dataclass(frozen=True)
-class PeakModel:
+class PeakLine:
     """Peak memory of one forward pass, in bytes, as intercept + per_pixel * pixels (batch of one)."""
 
     intercept: float
     per_pixel: float
 
+    def at(self, pixels: float) -> float:
+        return max(self.intercept + self.per_pixel * pixels, self.per_pixel * pixels)
+
+
+@dataclass(frozen=True)
+class PeakModel:
+    """The whole-map line up to `pieces_from` pixels, beyond it the larger of the two lines (with the margin)."""
+
+    whole: PeakLine
+    in_pieces: PeakLine
+    pieces_from: float
+
     def bytes_for(self, pixels: int) -> float:
-        return SAFETY * max(self.intercept + self.per_pixel * pixels, self.per_pixel * pixels)
+        whole = self.whole.at(min(pixels, self.pieces_from))
+        return SAFETY * (whole if pixels <= self.pieces_from else max(whole, self.in_pieces.at(pixels)))
 
 
 def parse_size(text: str) -> int:
@@ -120,11 +138,22 @@ def _calibrate(model: nn.Module, in_channels: int) -> PeakModel:
     run = lambda side: model(torch.rand(1, in_channels, side, side, device=device))  # noqa: E731
     run(32)  # lazy initialisation (thread pools, kernels) is not part of the peak
     measure = _cuda_peak if device.type == "cuda" else _cpu_peak
-    peaks = measure(run, device)
+    whole = _fit(measure(run, device), "whole")
+    patch = getattr(getattr(model, "config", None), "patch_size", 1)
+    saved = pieces.PIECE_TOKENS
+    pieces.PIECE_TOKENS = max(1, (CALIBRATION_SIZES[0] // patch) ** 2 // 4)
+    try:
+        in_pieces = _fit(measure(run, device), "in pieces")
+    finally:
+        pieces.PIECE_TOKENS = saved
+    return PeakModel(whole, in_pieces, pieces_from=saved * patch * patch)
+
+
+def _fit(peaks: list[float], regime: str) -> PeakLine:
     (s0, p0), (s1, p1) = zip(CALIBRATION_SIZES, peaks)
     slope = max((p1 - p0) / (s1 * s1 - s0 * s0), p1 / (s1 * s1) / 4)  # noise must not give a flat model
-    fit = PeakModel(intercept=p1 - slope * s1 * s1, per_pixel=slope)
-    log.info("memory calibration: %s + %.0f B/pixel (peaks %s at %s px)", format_bytes(fit.intercept),
+    fit = PeakLine(intercept=p1 - slope * s1 * s1, per_pixel=slope)
+    log.info("memory calibration (%s): %s + %.0f B/pixel (peaks %s at %s px)", regime, format_bytes(fit.intercept),
              fit.per_pixel, ", ".join(format_bytes(p) for p in peaks), "/".join(map(str, CALIBRATION_SIZES)))
     return fit
 
