@@ -38,7 +38,11 @@ class VSSBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not torch.is_grad_enabled() and not x.is_meta and pieces.use_pieces(*x.shape[:3]):
             return self._forward_in_bands(x)
-        branch, gate = self.in_proj(self.norm(x)).chunk(2, dim=-1)
+        # the input projection as two matmuls: each half comes out contiguous, so the convolution
+        # reads the branch in place (channels-last) instead of a copy of a strided half
+        normed, d_inner = self.norm(x), self.ssm.d_inner
+        branch = F.linear(normed, self.in_proj.weight[:d_inner])
+        gate = F.linear(normed, self.in_proj.weight[d_inner:])
         y = self.out_norm(self.ssm(self._local_mixing(branch))) * F.silu(gate)
         return torch.addcmul(self.out_proj(y), x, self.skip_scale)
 
