@@ -8,10 +8,12 @@ import pytest
 import torch
 
 import serpentir.ops.scan_cpu_build as scan_cpu_build
+from real_photos import photo
 from serpentir.layers import merge, pieces, scan_permutations, unroll
 from serpentir.layers.multi_direction_ssm import MultiDirectionSSM
 from serpentir.layers.vss_block import VSSBlock
-from serpentir.ops import scan_walks, selective_scan_2d, selective_scan_ref
+from serpentir import load_model
+from serpentir.ops import scan_walks, selective_scan, selective_scan_2d, selective_scan_ref
 from serpentir.ops.scan_2d_cpu import scan_2d_cpu
 
 F64 = torch.float64
@@ -178,21 +180,36 @@ def test_errors_name_the_bad_argument():
         selective_scan_2d(**inputs, walks=walks, return_last_state=True, backend="chunked")
 
 
+def unrolled_ssm_forward(ssm: MultiDirectionSSM, x: torch.Tensor, backend: str = "ref") -> torch.Tensor:
+    """The pre-fusion computation of the layer: unroll the map, per-direction projections of the
+    unrolled tokens, one 1-D scan over all directions, merge."""
+    K, R, N, (b, H, W, d) = ssm.directions, ssm.dt_rank, ssm.d_state, x.shape
+    seqs = unroll(x, K, ssm.order)  # (b, K, L, d)
+    proj = torch.einsum("bkld,kcd->bklc", seqs, ssm.x_proj_weight)
+    delta = torch.einsum("bklr,kdr->bkdl", proj[..., :R], ssm.dt_proj_weight).reshape(b, K * d, H * W)
+    y = selective_scan(seqs.transpose(2, 3).reshape(b, K * d, H * W), delta, -torch.exp(ssm.A_log.to(x.dtype)),
+                       proj[..., R:R + N].transpose(2, 3), proj[..., R + N:].transpose(2, 3), D=ssm.D.to(x.dtype),
+                       delta_bias=ssm.dt_proj_bias.reshape(-1).to(x.dtype), delta_softplus=True, backend=backend)
+    return merge(y.view(b, K, d, H * W).transpose(2, 3), H, W, ssm.order)
+
+
 def test_ssm_layer_equals_unroll_scan_merge():
-    """The layer (fused kernel) against the pre-fusion computation: unroll, per-direction projections on
-    the unrolled tokens, one 1-D scan, merge."""
     ssm = MultiDirectionSSM(12, d_state=4, directions=4).double()
     with torch.no_grad():
         for p in ssm.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     x = torch.randn(2, 5, 6, 12, dtype=F64)
-    K, R, N, (b, H, W, d) = 4, ssm.dt_rank, 4, x.shape
-    seqs = unroll(x, K)  # (b, K, L, d)
-    proj = torch.einsum("bkld,kcd->bklc", seqs, ssm.x_proj_weight)
-    delta = torch.einsum("bklr,kdr->bkdl", proj[..., :R], ssm.dt_proj_weight).reshape(b, K * d, H * W)
-    y = selective_scan_ref(seqs.transpose(2, 3).reshape(b, K * d, H * W), delta, -torch.exp(ssm.A_log),
-                           proj[..., R:R + N].transpose(2, 3), proj[..., R + N:].transpose(2, 3), D=ssm.D,
-                           delta_bias=ssm.dt_proj_bias.reshape(-1), delta_softplus=True)
-    expected = merge(y.view(b, K, d, H * W).transpose(2, 3), H, W)
-    torch.testing.assert_close(ssm(x), expected, rtol=1e-10, atol=1e-10)
-    assert scan_permutations(4, "diagonal", H, W)[0].shape == (4, H * W)
+    torch.testing.assert_close(ssm(x), unrolled_ssm_forward(ssm, x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("task", ["gaussian_deblur", "denoise"])
+def test_bundled_models_equal_the_unrolled_computation(monkeypatch, task):
+    """Whole bundled models on a real photo: the fused layer against the computation it replaced."""
+    model = load_model(task)
+    x = photo("astronaut", size=(48, 72), top=120, left=180)[None]
+    with torch.no_grad():
+        fused = model(x)
+        monkeypatch.setattr(MultiDirectionSSM, "forward", lambda self, t: unrolled_ssm_forward(self, t, "chunked"))
+        unrolled = model(x)
+    assert (fused - x).abs().max() > 1e-3  # the model does change the image
+    torch.testing.assert_close(fused, unrolled, rtol=0, atol=1e-4)
