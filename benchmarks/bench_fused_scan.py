@@ -78,7 +78,8 @@ def run_latency(src: str | None, models: list[str], rounds: int, threads: int) -
         env["PYTHONPATH"] = src
     code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_fused_scan as b; " \
            f"print(json.dumps(b.latency_worker({models!r}, {rounds}, {threads})))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    # run inside the checkout measured: the working directory comes first on sys.path
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=src or None)
     if out.returncode:
         raise SystemExit(f"latency worker failed ({src or 'this checkout'}):\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -181,6 +182,8 @@ def write_report(out: Path, lat: dict, base: dict | None, shares, rate, bigs, ar
     models = [m for m in lat if not m.startswith("_")]
     rows = []
     for label, res in (("fused", lat), ("baseline", base)):
+        if res:
+            print(f"{label}: serpentir imported from {res['_serpentir']}")
         for m in ([k for k in res if not k.startswith("_")] if res else []):
             rows.append(dict(code=label, model=m, infer_ms=med(res[m]["infer_s"]) * 1e3,
                              train_ms=med(res[m]["train_s"]) * 1e3, infer_cpu_ms=med(res[m]["infer_cpu_s"]) * 1e3,

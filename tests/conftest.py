@@ -9,6 +9,19 @@ import torch
 os.environ.setdefault("SERPENTIR_DISABLE_CPU_KERNEL", "1")
 
 
+@pytest.fixture(scope="module")
+def compiled_kernel():
+    """Enable and build the compiled CPU scans for one test module; a machine that cannot build them fails, loudly."""
+    import serpentir.ops.scan_cpu_build as scan_cpu_build
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(scan_cpu_build.DISABLE_ENV, raising=False)
+        mp.delenv("SERPENTIR_SCAN_BACKEND", raising=False)
+        if scan_cpu_build.cpu_kernel_ops() is None:
+            pytest.fail(f"the compiled CPU scan failed to build: {scan_cpu_build.cpu_kernel_error()}")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

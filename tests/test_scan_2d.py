@@ -1,32 +1,23 @@
 """The 2-D multi-direction scan (fused CPU kernel and the flip/transpose sequence path) against its
 definition: unroll the map by explicit permutations -> the sequential reference scan -> merge.
 
-This module builds and enables the compiled kernel for itself, like tests/test_scan_cpu.py.
+This module builds and enables the compiled kernel for itself (conftest's compiled_kernel fixture).
 """
 
 import pytest
 import torch
 
-import serpentir.ops.scan_cpu_build as scan_cpu_build
 from real_photos import photo
+from serpentir import load_model
 from serpentir.layers import merge, pieces, scan_permutations, unroll
 from serpentir.layers.multi_direction_ssm import MultiDirectionSSM
 from serpentir.layers.vss_block import VSSBlock
-from serpentir import load_model
 from serpentir.ops import scan_walks, selective_scan, selective_scan_2d, selective_scan_ref
 from serpentir.ops.scan_2d_cpu import scan_2d_cpu
 
 F64 = torch.float64
 
-
-@pytest.fixture(scope="module", autouse=True)
-def cpu_kernel():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(scan_cpu_build.DISABLE_ENV, raising=False)
-        mp.delenv("SERPENTIR_SCAN_BACKEND", raising=False)
-        if scan_cpu_build.cpu_kernel_ops() is None:
-            pytest.fail(f"the compiled CPU scan failed to build: {scan_cpu_build.cpu_kernel_error()}")
-        yield
+pytestmark = pytest.mark.usefixtures("compiled_kernel")
 
 
 def make_inputs(batch, H, W, d, K, N, R=2, decay_scale=1.0, dtype=F64, seed=0):

@@ -15,15 +15,7 @@ from serpentir.ops import available_backends, resolve_backend, selective_scan, s
 from serpentir.ops.scan_cpu import selective_scan_cpu
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cpu_kernel():
-    """Enable and build the kernel for this module; a machine that cannot build it fails, loudly."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(scan_cpu_build.DISABLE_ENV, raising=False)
-        mp.delenv("SERPENTIR_SCAN_BACKEND", raising=False)
-        if scan_cpu_build.cpu_kernel_ops() is None:
-            pytest.fail(f"the compiled CPU scan failed to build: {scan_cpu_build.cpu_kernel_error()}")
-        yield
+pytestmark = pytest.mark.usefixtures("compiled_kernel")
 
 
 @pytest.mark.parametrize("softplus", [False, True])

@@ -20,7 +20,7 @@ log = logging.getLogger("serpentir.scan")
 DISABLE_ENV = "SERPENTIR_DISABLE_CPU_KERNEL"
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = [CSRC / "selective_scan_cpu.cpp", CSRC / "scan_2d_cpu.cpp"]
-HEADERS = [CSRC / "simd_pack.h", CSRC / "block_params.h"]
+HEADERS = [CSRC / "simd_pack.h", CSRC / "block_params.h", CSRC / "scan_steps.h"]
 
 _attempt: dict[str, object] = {}  # "ops" -> the loaded op namespace, or "error" -> why it failed
 

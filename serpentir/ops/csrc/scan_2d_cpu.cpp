@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "block_params.h"
+#include "scan_steps.h"
 #include "simd_pack.h"
 
 namespace serpentir_scan2d {
@@ -46,6 +47,9 @@ using serpentir_scan::BlockParams;
 using serpentir_scan::lane_sums;
 using serpentir_scan::Pack;
 using serpentir_scan::W;
+using serpentir_scan::adjoint_step;
+using serpentir_scan::recompute_step;
+using serpentir_scan::state_step;
 
 struct Walk {
   bool transpose = false, flip_rows = false, flip_cols = false;
@@ -257,23 +261,9 @@ void forward_kernel(const at::Tensor& u, const at::Tensor& dt, const at::Tensor&
               if (softplus_on) delta = softplus(delta);
               delta.store(&d_buf[t * W]);
             }
-            const BlockParams<T>& pj = prm[j];
-            for (int64_t t = 0; t < nt; ++t) {
-              const P delta = P::load(&d_buf[t * W]), ut = P::load(&u_buf[t * W]);
-              const P du = delta * ut;
-              const T* Bt = &B_buf[t * N];
-              const T* Ct = &C_buf[t * N];
-              P y_even = pj.D * ut, y_odd = P::fill(T(0));
-#pragma GCC unroll 16
-              for (int64_t n = 0; n < N; ++n) {
-                h[n] = fma(exp_of_scaled(delta * pj.A_scaled[n]), h[n], du * P::fill(Bt[n]));
-                if (n & 1)
-                  y_odd = fma(P::fill(Ct[n]), h[n], y_odd);
-                else
-                  y_even = fma(P::fill(Ct[n]), h[n], y_even);
-              }
-              (y_even + y_odd).store(&y_buf[t * W]);
-            }
+            for (int64_t t = 0; t < nt; ++t)
+              state_step<T, NS>(prm[j], N, P::load(&d_buf[t * W]), P::load(&u_buf[t * W]), &B_buf[t * N],
+                                &C_buf[t * N], h).store(&y_buf[t * W]);
             scatter_lanes(y_buf.data(), b, 0, c0, lanes, rows.data(), cols.data(), nt, y_v, k > 0);
           }
         }
@@ -419,37 +409,17 @@ void backward_kernel(const at::Tensor& u, const at::Tensor& dt, const at::Tensor
                 raw.store(&d_buf[t * W]);
               }
             }
-            for (int64_t t = 0; t < nt; ++t) {  // the chunk's decays and states, from its checkpoint
-              const P delta = P::load(&d_buf[t * W]);
-              const P dtu = delta * P::load(&u_buf[t * W]);
-              const P* prev = t ? &hs[(t - 1) * N] : h0;
-#pragma GCC unroll 16
-              for (int64_t n = 0; n < N; ++n) {
-                a[t * N + n] = exp_of_scaled(delta * prm.A_scaled[n]);
-                hs[t * N + n] = fma(a[t * N + n], prev[n], dtu * P::fill(B_buf[t * N + n]));
-              }
-            }
+            for (int64_t t = 0; t < nt; ++t)  // the chunk's decays and states, from its checkpoint
+              recompute_step<T, NS>(prm, N, P::load(&d_buf[t * W]), P::load(&u_buf[t * W]), &B_buf[t * N],
+                                    t ? &hs[(t - 1) * N] : h0, &a[t * N], &hs[t * N]);
             for (int64_t t = nt - 1; t >= 0; --t) {  // adjoint recurrence, backwards in time
-              const P delta = P::load(&d_buf[t * W]), ut = P::load(&u_buf[t * W]), dyt = P::load(&dy_buf[t * W]);
-              const T* Bt = &B_buf[t * N];
-              const T* Ct = &C_buf[t * N];
+              const P ut = P::load(&u_buf[t * W]), dyt = P::load(&dy_buf[t * W]);
               dD_acc = fma(dyt, ut, dD_acc);
-              const P dtu = delta * ut;
-              P gB = P::fill(T(0)), sA = P::fill(T(0));
-              const P* prev = t ? &hs[(t - 1) * N] : h0;
-#pragma GCC unroll 16
-              for (int64_t n = 0; n < N; ++n) {
-                const P gt = fma(P::fill(Ct[n]), dyt, g_next[n]);
-                const P st = gt * a[t * N + n] * prev[n];
-                dC_lanes[t * N + n] = dyt * hs[t * N + n];
-                dB_lanes[t * N + n] = gt * dtu;
-                gB = fma(gt, P::fill(Bt[n]), gB);
-                sA = fma(st, prm.A[n], sA);
-                dA_acc[n] = fma(st, delta, dA_acc[n]);
-                g_next[n] = a[t * N + n] * gt;
-              }
-              fma(delta, gB, prm.D * dyt).store(&du_buf[t * W]);
-              P dd = fma(gB, ut, sA);  // d loss / d raw step size
+              P du, dd;
+              adjoint_step<T, NS>(prm, N, P::load(&d_buf[t * W]), ut, dyt, &B_buf[t * N], &C_buf[t * N], &a[t * N],
+                                  &hs[t * N], t ? &hs[(t - 1) * N] : h0, g_next, dA_acc, &dB_lanes[t * N],
+                                  &dC_lanes[t * N], du, dd);
+              du.store(&du_buf[t * W]);  // dd: d loss / d step size, then through softplus to the raw one
               if (softplus_on) dd = dd * P::load(&sp_buf[t * W]);
               dbias_acc = dbias_acc + dd;
               for (int64_t r = 0; r < R; ++r) {

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "block_params.h"
+#include "scan_steps.h"
 #include "simd_pack.h"
 
 namespace serpentir_scan {
@@ -181,20 +182,8 @@ void forward_kernel(const at::Tensor& u, const at::Tensor& delta, const at::Tens
           }
         }
         for (int64_t t = 0; t < nt; ++t) {
-          const P dt = P::load(&d_buf[t * W]), ut = P::load(&u_buf[t * W]);
-          const P dtu = dt * ut;
-          const T* Bt = B_chunk + t * N;
-          const T* Ct = C_chunk + t * N;
-          P y_even = prm.D * ut, y_odd = P::fill(T(0));  // two sums: half the latency of one chain
-#pragma GCC unroll 16
-          for (int64_t n = 0; n < N; ++n) {
-            h[n] = fma(exp_of_scaled(dt * prm.A_scaled[n]), h[n], dtu * P::fill(Bt[n]));
-            if (n & 1)
-              y_odd = fma(P::fill(Ct[n]), h[n], y_odd);
-            else
-              y_even = fma(P::fill(Ct[n]), h[n], y_even);
-          }
-          P yt = y_even + y_odd;
+          P yt = state_step<T, NS>(prm, N, P::load(&d_buf[t * W]), P::load(&u_buf[t * W]), B_chunk + t * N,
+                                   C_chunk + t * N, h);
           if (z_v.ptr) yt = yt * P::load(&z_buf[t * W]);
           yt.store(&y_buf[t * W]);
         }
@@ -310,16 +299,9 @@ void backward_kernel(const at::Tensor& u, const at::Tensor& delta, const at::Ten
             if (z_v.ptr) sigmoid(P::load(&z_buf[t * W])).store(&sg_buf[t * W]);
           }
           // recompute the chunk's decays and states from its checkpoint
-          for (int64_t t = 0; t < nt; ++t) {
-            const P dt = P::load(&d_buf[t * W]);
-            const P dtu = dt * P::load(&u_buf[t * W]);
-            const P* prev = t ? &hs[(t - 1) * N] : h0;
-#pragma GCC unroll 16
-            for (int64_t n = 0; n < N; ++n) {
-              a[t * N + n] = exp_of_scaled(dt * prm.A_scaled[n]);
-              hs[t * N + n] = fma(a[t * N + n], prev[n], dtu * P::fill(B_chunk[t * N + n]));
-            }
-          }
+          for (int64_t t = 0; t < nt; ++t)
+            recompute_step<T, NS>(prm, N, P::load(&d_buf[t * W]), P::load(&u_buf[t * W]), B_chunk + t * N,
+                                  t ? &hs[(t - 1) * N] : h0, &a[t * N], &hs[t * N]);
 
           // adjoint recurrence, backwards in time
           for (int64_t t = nt - 1; t >= 0; --t) {
@@ -337,22 +319,10 @@ void backward_kernel(const at::Tensor& u, const at::Tensor& delta, const at::Ten
               (dyt * ypre * sg * fma(zt, P::fill(T(1)) + sg * P::fill(T(-1)), P::fill(T(1)))).store(&dz_buf[t * W]);
             }
             dD_acc = fma(dyp, ut, dD_acc);
-            const P dtu = dt * ut;
-            P gB = P::fill(T(0)), sA = P::fill(T(0));
-            const P* prev = t ? &hs[(t - 1) * N] : h0;
-#pragma GCC unroll 16
-            for (int64_t n = 0; n < N; ++n) {
-              const P gt = fma(P::fill(Ct[n]), dyp, g_next[n]);
-              const P st = gt * a[t * N + n] * prev[n];
-              dC_lanes[t * N + n] = dyp * hs[t * N + n];
-              dB_lanes[t * N + n] = gt * dtu;
-              gB = fma(gt, P::fill(Bt[n]), gB);
-              sA = fma(st, prm.A[n], sA);
-              dA_acc[n] = fma(st, dt, dA_acc[n]);
-              g_next[n] = a[t * N + n] * gt;
-            }
-            fma(dt, gB, prm.D * dyp).store(&du_buf[t * W]);
-            P dd = fma(gB, ut, sA);
+            P du, dd;
+            adjoint_step<T, NS>(prm, N, dt, ut, dyp, Bt, Ct, &a[t * N], &hs[t * N], t ? &hs[(t - 1) * N] : h0, g_next,
+                                dA_acc, &dB_lanes[t * N], &dC_lanes[t * N], du, dd);
+            du.store(&du_buf[t * W]);
             if (softplus_on) dd = dd * P::load(&sp_buf[t * W]);
             dd.store(&ddelta_buf[t * W]);
           }
