@@ -1,44 +1,40 @@
 """A selective scan that torch.onnx can export with a dynamic sequence length.
 
-The sequence is cut into chunks of a fixed size T (zero-padded; a padded step has delta = 0, so it
-keeps the state). Three passes, none with a Python loop over L:
+The sequence is cut into chunks of a fixed size T (zero-padded: a padded step has delta = 0, so it
+keeps the state). Three passes, each a loop that the graph keeps as a loop (an ONNX Scan node):
 
-1. every chunk is scanned from a zero state, all chunks at once, in T steps unrolled in the graph;
-2. the state entering each chunk is carried across chunks by a scan over the (dynamic) chunk
-   count: torch's `scan` higher-order op while exporting, which becomes an ONNX Scan node
-   (a plain loop over chunks in eager mode, where that op would compile itself on every new shape);
-3. each chunk's outputs are corrected by C . exp(A * cumsum(delta)) . entry_state, T steps unrolled.
+1. all chunks at once, T steps from a zero state -> the state at each chunk's end;
+2. over the (dynamic) chunk count: the true state entering each chunk, carried with the chunk's
+   total decay exp(A * sum(delta));
+3. all chunks at once, T steps again from their true entry states -> the outputs y.
 
-Every exponent is delta * A or A * cumsum(delta), <= 0 for delta >= 0 and A < 0: strong decays
-underflow to an exact 0 and never overflow. Memory stays O(L * dim * N / T) per step.
+While exporting (torch.compiler.is_compiling()), the loops are torch's `scan` higher-order op, which
+the ONNX exporter turns into Scan nodes; in eager mode they are plain Python loops (the op would
+compile itself for every new shape). Every exponent is delta * A or A * sum(delta), <= 0 for
+delta >= 0 and A < 0: strong decays underflow to an exact 0 and never overflow.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
-EXPORT_CHUNK = 16  # steps unrolled in the graph per pass; L / EXPORT_CHUNK iterations of the ONNX Scan
+EXPORT_CHUNK = 32  # steps per chunk: passes 1 and 3 loop T times over all chunks, pass 2 L / T times
 
 
-def _carry(carry: Tensor, xs: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """One chunk boundary: emit the state entering the chunk, then advance it past the chunk."""
-    decay, end = xs
-    return decay * carry + end, carry.clone()
-
-
-def _entry_states(decay: Tensor, end: Tensor) -> tuple[Tensor, Tensor]:
-    """(chunks, ...) chunk decays and zero-start end states -> (last state, (chunks, ...) entry states)."""
-    init = torch.zeros_like(end[0])
+def _loop(step: Callable, init: Tensor, xs: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    """(final carry, stacked outputs) of carry, out = step(carry, x) over the first axis of xs."""
     if torch.compiler.is_compiling():
         from torch._higher_order_ops.scan import scan
 
-        return scan(_carry, init, (decay, end))
-    entries, carry = [], init
-    for c in range(decay.shape[0]):
-        carry, entry = _carry(carry, (decay[c], end[c]))
-        entries.append(entry)
-    return carry, torch.stack(entries)
+        return scan(step, init, xs)
+    outs, carry = [], init
+    for x in zip(*(t.unbind(0) for t in xs)):
+        carry, out = step(carry, x)
+        outs.append(out)
+    return carry, torch.stack(outs)
 
 
 def export_scan_core(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
@@ -51,34 +47,37 @@ def export_scan_core(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     u, delta, B, C = (torch.nn.functional.pad(x, (0, pad)) for x in (u, delta, B, C))
     M = (L + pad) // T
 
-    def steps(x: Tensor) -> Tensor:  # (b, dim, M*T) -> (T, b, G, dg, M)
-        return x.reshape(b, G, dg, M, T).permute(4, 0, 1, 2, 3)
+    # chunk-major layout (M, b, G, dg, N): A (G, dg, N) broadcasts against it without size-1 axes,
+    # which the scan op's tracer would give symbolic sizes that no longer broadcast
+    def steps(x: Tensor) -> Tensor:  # (b, dim, M*T) -> (T, M, b, G, dg, 1)
+        return x.reshape(b, G, dg, M, T).permute(4, 3, 0, 1, 2).unsqueeze(-1)
 
-    def state_steps(x: Tensor) -> Tensor:  # (b, G, N, M*T) -> (T, b, G, 1, M, N)
-        return x.reshape(b, G, N, M, T).permute(4, 0, 1, 3, 2).unsqueeze(3)
+    def state_steps(x: Tensor) -> Tensor:  # (b, G, N, M*T) -> (T, M, b, G, 1, N)
+        return x.reshape(b, G, N, M, T).permute(4, 3, 0, 1, 2).unsqueeze(4)
 
-    # unbind: one split per input in the graph instead of T selects
-    dc, xc = steps(delta).unbind(0), steps(delta * u).unbind(0)
-    Bc, Cc = state_steps(B).unbind(0), state_steps(C).unbind(0)
-    cum = steps(delta).cumsum(0).unbind(0)  # delta summed from the chunk's start
-    A6 = A.reshape(G, dg, 1, N)
+    A3 = A.reshape(G, dg, N)
+    dc, xc, Bc, Cc = steps(delta), steps(delta * u), state_steps(B), state_steps(C)
 
-    # pass 1: every chunk from a zero state
-    h = xc[0][..., None] * Bc[0]
-    ys = [(h * Cc[0]).sum(-1)]
-    for t in range(1, T):
-        h = torch.exp(dc[t][..., None] * A6) * h + xc[t][..., None] * Bc[t]
-        ys.append((h * Cc[t]).sum(-1))
+    def advance(h: Tensor, x: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        d, du, B_t = x
+        h = torch.exp(d * A3) * h + du * B_t
+        return h, d[..., 0] * 0  # a placeholder output: scan needs one
 
-    # pass 2: the true state entering each chunk, carried over the chunk count
-    decay = torch.exp(cum[-1][..., None] * A6)  # (b, G, dg, M, N)
-    last, entry = _entry_states(decay.movedim(3, 0), h.movedim(3, 0))
-    entry = entry.movedim(0, 3)
+    def advance_and_read(h: Tensor, x: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        d, du, B_t, C_t = x
+        h = torch.exp(d * A3) * h + du * B_t
+        return h, (h * C_t).sum(-1)
 
-    # pass 3: what the entry state adds to each step's output
-    for t in range(T):
-        ys[t] = ys[t] + (torch.exp(cum[t][..., None] * A6) * entry * Cc[t]).sum(-1)
-    y = torch.stack(ys, dim=-1).reshape(b, dim, M * T)[..., :L]
+    def carry_over(h: Tensor, x: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        decay, end = x
+        return decay * h + end, h.clone()
+
+    zero = torch.zeros(M, b, G, dg, N, dtype=u.dtype, device=u.device)
+    end, _ = _loop(advance, zero, (dc, xc, Bc))  # pass 1
+    decay = torch.exp(dc.sum(0) * A3)  # (M, b, G, dg, N)
+    last, entry = _loop(carry_over, zero[0], (decay, end))  # pass 2
+    _, y = _loop(advance_and_read, entry, (dc, xc, Bc, Cc))  # pass 3: (T, M, b, G, dg)
+    y = y.permute(2, 3, 4, 1, 0).reshape(b, dim, M * T)[..., :L]
     return y, last.reshape(b, dim, N)
 
 
@@ -89,4 +88,3 @@ def selective_scan_export(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
 
     return run_core_scan(export_scan_core, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                          return_last_state, chunk_size=chunk_size)
-
