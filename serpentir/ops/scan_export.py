@@ -50,10 +50,10 @@ def export_scan_core(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     # chunk-major layout (M, b, G, dg, N): A (G, dg, N) broadcasts against it without size-1 axes,
     # which the scan op's tracer would give symbolic sizes that no longer broadcast
     def steps(x: Tensor) -> Tensor:  # (b, dim, M*T) -> (T, M, b, G, dg, 1)
-        return x.reshape(b, G, dg, M, T).permute(4, 3, 0, 1, 2).unsqueeze(-1)
+        return x.reshape(b, G, dg, -1, T).permute(4, 3, 0, 1, 2).unsqueeze(-1)
 
     def state_steps(x: Tensor) -> Tensor:  # (b, G, N, M*T) -> (T, M, b, G, 1, N)
-        return x.reshape(b, G, N, M, T).permute(4, 3, 0, 1, 2).unsqueeze(4)
+        return x.reshape(b, G, N, -1, T).permute(4, 3, 0, 1, 2).unsqueeze(4)
 
     A3 = A.reshape(G, dg, N)
     dc, xc, Bc, Cc = steps(delta), steps(delta * u), state_steps(B), state_steps(C)
@@ -77,7 +77,7 @@ def export_scan_core(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     decay = torch.exp(dc.sum(0) * A3)  # (M, b, G, dg, N)
     last, entry = _loop(carry_over, zero[0], (decay, end))  # pass 2
     _, y = _loop(advance_and_read, entry, (dc, xc, Bc, Cc))  # pass 3: (T, M, b, G, dg)
-    y = y.permute(2, 3, 4, 1, 0).reshape(b, dim, M * T)[..., :L]
+    y = y.permute(2, 3, 4, 1, 0).reshape(b, dim, -1)[..., :L]
     return y, last.reshape(b, dim, N)
 
 
