@@ -413,9 +413,6 @@ SUBCOMMANDS = [add_models_parser, add_tasks_parser, add_demo_parser, add_forward
                add_serve_parser, add_export_parser]
 
 
-               add_export_parser]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="serpentir", description="Image restoration with Serpent state-space networks.")
     verbose_help = "log which scan backend is used, etc. (before or after the command)"

@@ -2,8 +2,9 @@
 
 torch.onnx's dynamo exporter (torch.export, then onnxscript) traces the model once. Every selective
 scan runs on the "export" backend (serpentir.ops.scan_export): its loops over time steps and chunks
-become ONNX Scan nodes, so nothing is unrolled for a particular image size; the scan directions are
-flips and transposes of the feature map. The graph includes the clamp to [0, 1] that `restore` applies.
+become ONNX Scan nodes, so nothing is unrolled for a particular image size; the SSM layer forms the
+scan directions by flips and transposes of the feature map for any backend but its fused CPU kernel.
+The graph includes the clamp to [0, 1] that `restore` applies.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from torch import Tensor, nn
 
 from ..atomic_write import atomic_path
 from ..errors import UserError
-from .scan_orders import exportable_scan_orders
 
 OPSET = 20  # the default opset of torch 2.13's exporter; onnxruntime >= 1.17 runs it
 INPUT_NAME, OUTPUT_NAME = "image", "restored"
@@ -93,7 +93,7 @@ def export_model(model: nn.Module, target: Path, channels: int, *, opset: int = 
     height, width = example_size(model, EXPORT_CHUNK)
     example = torch.rand(2, channels, height, width, generator=torch.Generator().manual_seed(0))
     dynamic = torch.export.Dim.DYNAMIC
-    with torch.no_grad(), export_scan_backend(model), exportable_scan_orders(), _quiet_exporter():
+    with torch.no_grad(), export_scan_backend(model), _quiet_exporter():
         program = torch.onnx.export(
             wrapper, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME], dynamic_shapes=({0: dynamic, 2: dynamic, 3: dynamic},),
