@@ -110,3 +110,17 @@ def test_without_the_onnx_extra_says_what_to_install(tmp_path, capsys, monkeypat
     code, _, err = run(["export", "--onnx", tmp_path / "m.onnx", "--task", TASK], capsys)
     assert_one_line_error(code, err, "pip install 'serpentir[onnx]'")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_graph_that_fails_the_check_is_not_written(tmp_path, capsys, monkeypatch):
+    """The parity check runs before the rename: an existing file survives a failed --overwrite."""
+    import serpentir.export.onnx as export_onnx
+
+    monkeypatch.setattr(export_onnx, "require_onnx", lambda: None)
+    monkeypatch.setattr(export_onnx, "export_model", lambda model, path, *a, **k: path.write_bytes(b"graph"))
+    monkeypatch.setattr(export_onnx, "max_onnx_difference", lambda *a: 0.5)
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"earlier")
+    code, _, err = run(["export", "--onnx", target, "--task", TASK, "--overwrite"], capsys)
+    assert_one_line_error(code, err, "differs from PyTorch by 5.00e-01")
+    assert target.read_bytes() == b"earlier" and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]

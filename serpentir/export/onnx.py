@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ..atomic_write import atomic_path
 from ..errors import UserError
 
-OPSET = 20  # the default opset of torch 2.13's exporter; onnxruntime >= 1.17 runs it
+OPSET = 20  # the default opset of torch 2.13's exporter (run here by onnxruntime 1.32)
 INPUT_NAME, OUTPUT_NAME = "image", "restored"
 PARITY_TOLERANCE = 1e-3
 
@@ -83,9 +83,9 @@ def example_size(model: nn.Module, chunk: int) -> tuple[int, int]:
     return multiple * blocks + 5, multiple * (blocks - 1) + 3
 
 
-def export_model(model: nn.Module, target: Path, channels: int, *, opset: int = OPSET,
+def export_model(model: nn.Module, path: Path, channels: int, *, opset: int = OPSET,
                  metadata: dict[str, str] | None = None) -> None:
-    """Write `model` ((N, channels, H, W) -> (N, C, H, W)) as ONNX at `target`, atomically."""
+    """Write `model` ((N, channels, H, W) -> (N, C, H, W)) as ONNX at `path` (the caller makes it atomic)."""
     from ..ops.scan_export import EXPORT_CHUNK
 
     require_onnx()
@@ -100,8 +100,7 @@ def export_model(model: nn.Module, target: Path, channels: int, *, opset: int = 
             external_data=False, verbose=False)
     for key, value in (metadata or {}).items():
         program.model.metadata_props[key] = value
-    with atomic_path(target) as tmp:
-        program.save(str(tmp), external_data=False)
+    program.save(str(path), external_data=False)
 
 
 @contextlib.contextmanager
@@ -136,7 +135,7 @@ def export_onnx(target: str | Path, *, task: str | None = None, weights: str | P
     """Export a bundled task's model or a checkpoint to `target`, then check it against PyTorch.
 
     The check runs onnxruntime (when installed) on a crop of a real photo at an odd size other
-    than the traced one; a difference above PARITY_TOLERANCE removes the file and raises.
+    than the traced one, before the file takes its name: above PARITY_TOLERANCE nothing is written.
     """
     from ..engine.checkpoint import load_checkpoint
     from ..engine.restore import bundled_weights
@@ -154,15 +153,15 @@ def export_onnx(target: str | Path, *, task: str | None = None, weights: str | P
     if task and task != deg.name:
         raise UserError(f"{weights} was trained for task {deg.name!r}, not {task!r}")
     channels = meta["channels"] + deg.extra_channels
-    export_model(model, target, channels, opset=opset, metadata={
-        "serpentir.task": deg.name, "serpentir.weights": weights.name, "serpentir.model": meta["model"]["name"],
-        "serpentir.input": f"float32 (N, {channels}, H, W) in [0, 1]; H, W >= {_min_side(model)}"})
     image = _check_input(deg, meta["channels"])
-    diff = max_onnx_difference(target, model, image)
-    if diff is not None and not diff <= PARITY_TOLERANCE:
-        target.unlink()
-        raise UserError(f"{target}: the exported graph differs from PyTorch by {diff:.2e} (> {PARITY_TOLERANCE}); "
-                        "removed")
+    with atomic_path(target) as tmp:
+        export_model(model, tmp, channels, opset=opset, metadata={
+            "serpentir.task": deg.name, "serpentir.weights": weights.name, "serpentir.model": meta["model"]["name"],
+            "serpentir.input": f"float32 (N, {channels}, H, W) in [0, 1]; H, W >= {_min_side(model)}"})
+        diff = max_onnx_difference(tmp, model, image)
+        if diff is not None and not diff <= PARITY_TOLERANCE:
+            raise UserError(f"{target}: the exported graph differs from PyTorch by {diff:.2e} "
+                            f"(> {PARITY_TOLERANCE}); not written")
     return ExportResult(target, deg.name, channels, diff, tuple(image.shape[-2:]))
 
 
