@@ -3,8 +3,8 @@
     python benchmarks/bench_onnx.py                                  # gaussian_deblur, 256 and 512
     python benchmarks/bench_onnx.py --onnx deblur.onnx --threads 2   # reuse an exported file
 
-PyTorch runs the same weights twice: with the fused CPU scan kernel ("cpu", what `restore` uses) and
-with the pure-PyTorch chunked scan ("chunked"). Inputs are a real photo (skimage's astronaut) resized
+PyTorch runs the same weights twice: with the fused 2-D CPU scan kernel ("cpu", what `restore` uses)
+and with the pure-PyTorch chunked scan ("chunked"). Inputs are a real photo (skimage's astronaut) resized
 to each size and degraded by the task. Each figure is the median wall time of --repeats calls after
 one warm-up call, on --threads threads for both runtimes. The machine may be shared: expect noise.
 """
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"task {args.task}, {args.threads} thread(s), median of {args.repeats}, export chunk {EXPORT_CHUNK}, "
           f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}\n")
-    print("| size | onnxruntime | PyTorch, cpu scan | PyTorch, chunked scan | max abs diff |")
+    print("| size | onnxruntime | PyTorch, fused 2-D cpu scan | PyTorch, chunked scan | max abs diff |")
     print("|---|---|---|---|---|")
     for size in args.sizes:
         x = photo(size, task)
