@@ -57,7 +57,7 @@ def test_onnx_graph_takes_any_length_and_matches_reference(tmp_path):
     L = torch.export.Dim.DYNAMIC
     dynamic = {"u": {2: L}, "delta": {2: L}, "B": {3: L}, "C": {3: L}, "z": {2: L}}
     path = tmp_path / "scan.onnx"
-    torch.onnx.export(_Scan(), tuple(example[n] for n in names), str(path), dynamo=True, input_names=list(names),
+    torch.onnx.export(_Scan().eval(), tuple(example[n] for n in names), str(path), dynamo=True, input_names=list(names),
                       dynamic_shapes={n: dynamic.get(n) for n in names}, verbose=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for length, scale, offset in ((5, 1.0, 0.0), (16, 1.0, 0.0), (37, 1.0, 0.0), (203, 1.0, 0.0), (90, 10.0, 20.0)):
