@@ -375,11 +375,42 @@ def add_serve_parser(sub) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
+# --- export -----------------------------------------------------------------------------------------
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from .export.onnx import PARITY_TOLERANCE, export_onnx
+
+    result = export_onnx(args.onnx, task=args.task, weights=args.weights, overwrite=args.overwrite)
+    check = ("onnxruntime not installed: not checked" if result.max_abs_diff is None else
+             f"max |onnxruntime - PyTorch| = {result.max_abs_diff:.1e} on a {result.check_size[1]}x"
+             f"{result.check_size[0]} photo crop (limit {PARITY_TOLERANCE:g})")
+    print(f"wrote {result.path} (task {result.task}, input (N, {result.channels}, H, W) float32 in [0, 1], "
+          f"any N, H, W); {check}")
+
+
+def add_export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export", help="write a model as an ONNX graph (dynamic height and width) for onnxruntime",
+        description=_wrap("Export a bundled task's model or a checkpoint to ONNX (needs pip install "
+                          "'serpentir[onnx]'). The graph takes any batch, height and width, clamps its output to "
+                          "[0, 1] like `restore`, and is checked against PyTorch with onnxruntime after writing."),
+        epilog="examples:\n"
+               "  serpentir export --onnx deblur.onnx --task gaussian_deblur\n"
+               "  serpentir export --onnx mine.onnx --weights last.safetensors",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--task", help="export the bundled weights of this task")
+    source.add_argument("--weights", metavar="CKPT", help="export this checkpoint from `serpentir train`")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
+    p.set_defaults(func=_cmd_export)
+
+
 # --- the parser -------------------------------------------------------------------------------------
 
 SUBCOMMANDS = [add_models_parser, add_tasks_parser, add_demo_parser, add_forward_parser, add_train_parser,
                add_eval_parser, add_restore_parser, add_degrade_parser, add_bench_parser, add_compare_parser,
-               add_serve_parser]
+               add_serve_parser, add_export_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

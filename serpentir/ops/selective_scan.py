@@ -66,6 +66,7 @@ BACKENDS: dict[str, Callable] = {
     "chunked": selective_scan_chunked,
     "cuda": selective_scan_cuda,
     "cpu": selective_scan_cpu,
+    "export": __import__("serpentir.ops.scan_export", fromlist=["selective_scan_export"]).selective_scan_export,
 }
 
 

@@ -1,0 +1,181 @@
+"""A checkpoint as an ONNX graph with dynamic batch, height and width, checked against PyTorch.
+
+torch.onnx's dynamo exporter (torch.export, then onnxscript) traces the model once. Every selective
+scan runs on the "export" backend (serpentir.ops.scan_export): its loops over time steps and chunks
+become ONNX Scan nodes, so nothing is unrolled for a particular image size; the SSM layer forms the
+scan directions by flips and transposes of the feature map for any backend but its fused CPU kernel.
+The graph includes the clamp to [0, 1] that `restore` applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..atomic_write import atomic_path
+from ..errors import UserError
+
+OPSET = 20  # the default opset of torch 2.13's exporter (run here by onnxruntime 1.32)
+INPUT_NAME, OUTPUT_NAME = "image", "restored"
+PARITY_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written and how far onnxruntime's output was from PyTorch's on a real photo."""
+
+    path: Path
+    task: str
+    channels: int
+    max_abs_diff: float | None  # None when onnxruntime is not installed
+    check_size: tuple[int, int]
+
+
+class ClampedRestorer(nn.Module):
+    """The model's output clamped to [0, 1]: what `serpentir restore` writes."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.model(image).clamp(0, 1)
+
+
+def require_onnx() -> None:
+    """One line naming the extra to install, instead of an ImportError deep inside torch.onnx."""
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"ONNX export needs {' and '.join(missing)}: pip install 'serpentir[onnx]'")
+
+
+@contextlib.contextmanager
+def export_scan_backend(model: nn.Module) -> Iterator[None]:
+    """Every module with a `scan_backend` attribute uses the exportable scan inside the block."""
+    saved = [(m, m.scan_backend) for m in model.modules() if hasattr(m, "scan_backend")]
+    try:
+        for m, _ in saved:
+            m.scan_backend = "export"
+        yield
+    finally:
+        for m, backend in saved:
+            m.scan_backend = backend
+
+
+def example_size(model: nn.Module, chunk: int) -> tuple[int, int]:
+    """An odd trace size whose coarsest scan still spans several chunks.
+
+    The tracer fixes any size that is 1 in the example (inside the scan loops too), so the
+    example must give at least two chunks at the deepest stage of the U-Net.
+    """
+    multiple = getattr(model, "size_multiple", 16)
+    blocks = math.isqrt(3 * chunk) + 1  # (blocks)^2 tokens > 3 chunks at the coarsest scale
+    return multiple * blocks + 5, multiple * (blocks - 1) + 3
+
+
+def export_model(model: nn.Module, path: Path, channels: int, *, opset: int = OPSET,
+                 metadata: dict[str, str] | None = None) -> None:
+    """Write `model` ((N, channels, H, W) -> (N, C, H, W)) as ONNX at `path` (the caller makes it atomic)."""
+    from ..ops.scan_export import EXPORT_CHUNK
+
+    require_onnx()
+    wrapper = ClampedRestorer(model).eval()
+    height, width = example_size(model, EXPORT_CHUNK)
+    example = torch.rand(2, channels, height, width, generator=torch.Generator().manual_seed(0))
+    dynamic = torch.export.Dim.DYNAMIC
+    with torch.no_grad(), export_scan_backend(model), _quiet_exporter():
+        program = torch.onnx.export(
+            wrapper, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME], dynamic_shapes=({0: dynamic, 2: dynamic, 3: dynamic},),
+            external_data=False, verbose=False)
+    for key, value in (metadata or {}).items():
+        program.model.metadata_props[key] = value
+    program.save(str(path), external_data=False)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter prints its steps and warns about torchvision ops; serpentir reports the result itself."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def max_onnx_difference(path: Path, model: nn.Module, image: Tensor) -> float | None:
+    """max |onnxruntime - PyTorch| on one (C, H, W) image, or None without onnxruntime."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {INPUT_NAME: image[None].numpy()})
+    with torch.no_grad():
+        want = model(image[None]).clamp(0, 1)
+    return float((torch.from_numpy(got) - want).abs().max())
+
+
+def export_onnx(target: str | Path, *, task: str | None = None, weights: str | Path | None = None,
+                overwrite: bool = False, opset: int = OPSET) -> ExportResult:
+    """Export a bundled task's model or a checkpoint to `target`, then check it against PyTorch.
+
+    The check runs onnxruntime (when installed) on a crop of a real photo at an odd size other
+    than the traced one, before the file takes its name: above PARITY_TOLERANCE nothing is written.
+    """
+    from ..engine.checkpoint import load_checkpoint
+    from ..engine.restore import bundled_weights
+
+    require_onnx()
+    target = Path(target)
+    if target.is_dir():
+        raise UserError(f"{target}: is a folder; give the .onnx file to write")
+    if target.exists() and not overwrite:
+        raise UserError(f"{target}: already exists; pass --overwrite to replace it")
+    if not target.parent.is_dir():
+        raise UserError(f"{target.parent}: no such folder")
+    weights = Path(weights) if weights else bundled_weights(task)
+    model, deg, meta = load_checkpoint(weights)
+    if task and task != deg.name:
+        raise UserError(f"{weights} was trained for task {deg.name!r}, not {task!r}")
+    channels = meta["channels"] + deg.extra_channels
+    image = _check_input(deg, meta["channels"])
+    with atomic_path(target) as tmp:
+        export_model(model, tmp, channels, opset=opset, metadata={
+            "serpentir.task": deg.name, "serpentir.weights": weights.name, "serpentir.model": meta["model"]["name"],
+            "serpentir.input": f"float32 (N, {channels}, H, W) in [0, 1]; H, W >= {_min_side(model)}"})
+        diff = max_onnx_difference(tmp, model, image)
+        if diff is not None and not diff <= PARITY_TOLERANCE:
+            raise UserError(f"{target}: the exported graph differs from PyTorch by {diff:.2e} "
+                            f"(> {PARITY_TOLERANCE}); not written")
+    return ExportResult(target, deg.name, channels, diff, tuple(image.shape[-2:]))
+
+
+def _check_input(deg, channels: int, size: tuple[int, int] = (37, 53)) -> Tensor:
+    """A crop of a real photo (skimage's astronaut) degraded by the task: what the graph will see."""
+    from skimage import data as skdata
+
+    h, w = size
+    clean = torch.from_numpy(skdata.astronaut()[60:60 + h, 180:180 + w].copy()).permute(2, 0, 1).float() / 255
+    if channels == 1:
+        clean = clean.mean(0, keepdim=True)
+    return deg(clean, seed=0).float()
+
+
+def _min_side(model: nn.Module) -> int:
+    """Smaller images are padded by replication in PyTorch; the graph keeps only the reflection branch."""
+    return getattr(model, "size_multiple", 16) // 2 + 1
