@@ -15,6 +15,7 @@ from .scan_chunked import chunked_scan_core
 from .scan_cpu import selective_scan_cpu
 from .scan_cpu_build import cpu_kernel_ops
 from .scan_cuda import mamba_selective_scan_fn, selective_scan_cuda
+from .scan_export import selective_scan_export
 from .scan_reference import compute_dtype, selective_scan_ref
 
 log = logging.getLogger("serpentir.scan")
@@ -66,7 +67,7 @@ BACKENDS: dict[str, Callable] = {
     "chunked": selective_scan_chunked,
     "cuda": selective_scan_cuda,
     "cpu": selective_scan_cpu,
-    "export": __import__("serpentir.ops.scan_export", fromlist=["selective_scan_export"]).selective_scan_export,
+    "export": selective_scan_export,
 }
 
 
