@@ -297,10 +297,41 @@ def add_degrade_parser(sub) -> None:
     p.set_defaults(func=_cmd_degrade)
 
 
+# --- corpus -----------------------------------------------------------------------------------------
+
+def _cmd_corpus_build(args: argparse.Namespace) -> None:
+    from .corpus import build_corpus, read_manifest
+
+    manifest = build_corpus(args.dir, max_side=args.max_side, overwrite=args.overwrite)
+    rows = read_manifest(args.dir)
+    megapixels = sum(int(r["width"]) * int(r["height"]) for r in rows) / 1e6
+    val = sum(r["split"] == "val" for r in rows)
+    print(f"{len(rows)} photos ({megapixels:.1f} megapixels; {len(rows) - val} train, {val} val) -> {manifest}")
+
+
+def add_corpus_parser(sub) -> None:
+    p = sub.add_parser(
+        "corpus", help="build a training corpus of the real photographs installed on this machine",
+        description=_wrap("Gathers the photographs of the Debian packages mate-backgrounds and "
+                          "plasma-workspace-wallpapers (apt-get install them first) and the photos that scikit-image, "
+                          "scikit-learn and matplotlib ship, into DIR/train and DIR/val (whole photos held out) "
+                          "with DIR/manifest.csv (package, source file, size, sha256, split)."),
+        epilog="example:\n  serpentir corpus build ~/serpentir_corpus --max-side 1600",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    corpus_sub = p.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    b = corpus_sub.add_parser("build", help="gather the installed photos into DIR")
+    b.add_argument("dir", metavar="DIR", help="the corpus folder to write (new or empty)")
+    b.add_argument("--max-side", type=_positive_int, default=None,
+                   help="downscale photos whose long side is larger (default: keep full size)")
+    b.add_argument("--overwrite", action="store_true", help="replace the corpus already in DIR")
+    b.set_defaults(func=_cmd_corpus_build)
+
+
 # --- the parser -------------------------------------------------------------------------------------
 
 SUBCOMMANDS = [add_models_parser, add_tasks_parser, add_demo_parser, add_forward_parser, add_train_parser,
-               add_eval_parser, add_restore_parser, add_degrade_parser, add_bench_parser, add_compare_parser]
+               add_eval_parser, add_restore_parser, add_degrade_parser, add_corpus_parser, add_bench_parser,
+               add_compare_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
