@@ -68,9 +68,9 @@ def _missing(package: str, folder: Path) -> UserError:
                      f"(install it with: apt-get install {package})")
 
 
-def mate_photos(folder: Path = MATE_DIR) -> list[Photo]:
-    """The nature photos of mate-backgrounds (one file each)."""
-    folder = Path(folder)
+def mate_photos(folder: Path | None = None) -> list[Photo]:
+    """The nature photos of mate-backgrounds (one file each); folder: MATE_DIR unless given."""
+    folder = Path(folder or MATE_DIR)
     if not folder.is_dir():
         raise _missing("mate-backgrounds", folder)
     photos = []
@@ -90,9 +90,10 @@ def _pixels(path: Path) -> int:
         raise UserError(f"{path}: not a readable image ({e})") from None
 
 
-def plasma_photos(folder: Path = PLASMA_DIR) -> list[Photo]:
-    """The photographs among the plasma wallpapers, each in its largest version (light variant only)."""
-    folder = Path(folder)
+def plasma_photos(folder: Path | None = None) -> list[Photo]:
+    """The photographs among the plasma wallpapers, each in its largest version (light variant only);
+    folder: PLASMA_DIR unless given."""
+    folder = Path(folder or PLASMA_DIR)
     if not folder.is_dir():
         raise _missing("plasma-workspace-wallpapers", folder)
     photos = []
@@ -119,7 +120,7 @@ def pip_photos() -> list[Photo]:
     return photos
 
 
-def installed_photos(mate_dir: Path = MATE_DIR, plasma_dir: Path = PLASMA_DIR) -> list[Photo]:
+def installed_photos(mate_dir: Path | None = None, plasma_dir: Path | None = None) -> list[Photo]:
     """Every photo the corpus gathers; a missing Debian package is a UserError naming its apt-get command."""
     return mate_photos(mate_dir) + plasma_photos(plasma_dir) + pip_photos()
 

@@ -19,16 +19,16 @@ from .blind import (BlindDeblur, BlindDegradation, BlindDenoise, BlindJpeg, Blin
                     blur_kernel, describe)
 from .blur import GaussianBlur, MotionBlur, anisotropic_gaussian_kernel, camera_shake_kernel, gaussian_kernel_1d
 from .inpaint import Inpaint, random_mask
-from .jpeg import JpegCompression, jpeg_roundtrip
+from .jpeg import JpegCompression, jpeg_bytes, jpeg_roundtrip
 from .noise import GaussianNoise, poisson_gaussian_noise
 from .registry import TASKS, TaskFactory, get_task, list_tasks
-from .resize import BicubicDownUp, down_up
+from .resize import BicubicDownUp, down_up, downscale
 
 __all__ = [
     "Degradation", "convolve", "reflect_pad", "seeded_generator",
     "BlindDeblur", "BlindDegradation", "BlindDenoise", "BlindJpeg", "BlindResize", "General", "apply_chain",
     "blur_kernel", "describe",
     "GaussianBlur", "MotionBlur", "anisotropic_gaussian_kernel", "camera_shake_kernel", "gaussian_kernel_1d",
-    "Inpaint", "random_mask", "JpegCompression", "jpeg_roundtrip", "GaussianNoise", "poisson_gaussian_noise",
-    "TASKS", "TaskFactory", "get_task", "list_tasks", "BicubicDownUp", "down_up",
+    "Inpaint", "random_mask", "JpegCompression", "jpeg_bytes", "jpeg_roundtrip", "GaussianNoise", "poisson_gaussian_noise",
+    "TASKS", "TaskFactory", "get_task", "list_tasks", "BicubicDownUp", "down_up", "downscale",
 ]

@@ -16,8 +16,8 @@ from .base import Degradation
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
 
-def jpeg_roundtrip(clean: Tensor, quality: int, subsampling: str = "4:2:0") -> Tensor:
-    """Encode (C, H, W) in [0, 1] (C = 1 or 3) as an 8-bit JPEG in memory and decode it again."""
+def jpeg_bytes(clean: Tensor, quality: int, subsampling: str = "4:2:0") -> bytes:
+    """(C, H, W) in [0, 1] (C = 1 or 3), rounded to 8 bits, as a JPEG file's bytes."""
     C = clean.shape[0]
     if C not in (1, 3):
         raise ValueError(f"JPEG needs 1 or 3 channels, not {C}")
@@ -25,8 +25,14 @@ def jpeg_roundtrip(clean: Tensor, quality: int, subsampling: str = "4:2:0") -> T
     buffer = io.BytesIO()
     options = {"quality": int(quality)} if C == 1 else {"quality": int(quality), "subsampling": SUBSAMPLING[subsampling]}
     Image.fromarray(array[:, :, 0] if C == 1 else array).save(buffer, format="JPEG", **options)
-    buffer.seek(0)
-    decoded = np.asarray(Image.open(buffer).convert("L" if C == 1 else "RGB"), dtype=np.float32) / 255.0
+    return buffer.getvalue()
+
+
+def jpeg_roundtrip(clean: Tensor, quality: int, subsampling: str = "4:2:0") -> Tensor:
+    """Encode (C, H, W) in [0, 1] (C = 1 or 3) as an 8-bit JPEG in memory and decode it again."""
+    C = clean.shape[0]
+    with Image.open(io.BytesIO(jpeg_bytes(clean, quality, subsampling))) as im:
+        decoded = np.asarray(im.convert("L" if C == 1 else "RGB"), dtype=np.float32) / 255.0
     out = torch.from_numpy(decoded.reshape(*decoded.shape[:2], C)).permute(2, 0, 1)
     return out.to(clean.device, clean.dtype).contiguous()
 

@@ -10,8 +10,11 @@ from .base import Degradation
 DOWNSCALE_MODES = ("bicubic", "bilinear", "area")
 
 
-def down_up(clean: Tensor, scale: int, mode: str = "bicubic") -> Tensor:
-    """Downscale (C, H, W) by `scale` with `mode` (antialiased), then bicubic back to H x W, clipped."""
+def downscale(clean: Tensor, scale: int, mode: str = "bicubic") -> Tensor:
+    """(C, H, W) -> (C, H // scale, W // scale) with `mode`: antialiased bicubic or bilinear, or area
+    (the mean of each block), clipped to [0, 1]."""
+    if mode not in DOWNSCALE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(DOWNSCALE_MODES)}, not {mode!r}")
     H, W = clean.shape[-2:]
     if H < scale or W < scale:
         raise ValueError(f"a {H}x{W} image is too small to downscale by {scale}")
@@ -20,8 +23,13 @@ def down_up(clean: Tensor, scale: int, mode: str = "bicubic") -> Tensor:
         small = F.interpolate(clean[None], size=size, mode="area")
     else:
         small = F.interpolate(clean[None], size=size, mode=mode, antialias=True, align_corners=False)
-    small = small.clamp(0, 1)
-    return F.interpolate(small, size=(H, W), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    return small[0].clamp(0, 1)
+
+
+def down_up(clean: Tensor, scale: int, mode: str = "bicubic") -> Tensor:
+    """Downscale (C, H, W) by `scale` with `mode`, then bicubic back to H x W, clipped."""
+    small = downscale(clean, scale, mode)
+    return F.interpolate(small[None], size=clean.shape[-2:], mode="bicubic", align_corners=False)[0].clamp(0, 1)
 
 
 class BicubicDownUp(Degradation):
