@@ -219,7 +219,7 @@ def add_restore_parser(sub) -> None:
         description=_wrap("Restore any size of image. Outputs are written atomically; the input is never overwritten "
                     "and existing outputs are kept unless --overwrite."),
         epilog="examples:\n"
-               "  serpentir restore blurry.png -o sharp.png                # bundled gaussian_deblur model\n"
+               "  serpentir restore photo.jpg -o restored.png             # bundled general model\n"
                "  serpentir restore blurry.png -o sharp.png --weights last.safetensors\n"
                "  serpentir restore photos/ -o restored/ --weights last.safetensors --tile 256",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,7 +227,7 @@ def add_restore_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file, or folder for a folder input")
     p.add_argument("--weights", metavar="CKPT", help="checkpoint from `serpentir train` (default: the bundled weights "
                                                      "for --task)")
-    p.add_argument("--task", help="the task to restore: picks bundled weights (default gaussian_deblur), or is "
+    p.add_argument("--task", help="the task to restore: picks bundled weights (default general), or is "
                                   "checked against --weights")
     p.add_argument("--side-by-side", action="store_true", help="write input | restored side by side, for comparing")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: a GPU if there is one")
@@ -255,7 +255,7 @@ def add_demo_parser(sub) -> None:
                           "with the task (seed 0), restored with the bundled weights, and saved as degraded | "
                           "restored | original, with the PSNR of each printed."))
     p.add_argument("-o", "--output", default="serpentir_demo.png", help="the side-by-side PNG (default %(default)s)")
-    p.add_argument("--task", default=None, help="a task with bundled weights (default gaussian_deblur)")
+    p.add_argument("--task", default=None, help="a task with bundled weights (default general)")
     p.add_argument("--image", help="a clean photo of your own instead of the bundled one")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_cmd_demo)

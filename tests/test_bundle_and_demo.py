@@ -10,6 +10,7 @@ from serpentir.engine import load_checkpoint, save_checkpoint
 from serpentir.engine import restore as restore_module
 from serpentir.engine.build import build_model, build_task
 from serpentir.engine.bundle import bundle_run
+from serpentir.degradations import describe
 from serpentir.engine.demo import run_demo
 from serpentir.image_io import load_image, save_image
 
@@ -33,6 +34,9 @@ def bundled(tmp_path, monkeypatch):
                         configs=["one.yaml", "two.yaml"], history="fine-tuned from one")[1].read_text()
     assert "Retrain: `serpentir train one.yaml`, then `serpentir train two.yaml` (the configurations" in staged
     assert "- Steps: 7 (fine-tuned from one), batch 2" in staged
+    general = build_task("general")
+    save_checkpoint(weights_dir / "general.safetensors", model=build_model("serpent-t", {}, channels=3), task=general,
+                    step=3)
     monkeypatch.setattr(restore_module, "WEIGHTS_DIR", weights_dir)
     return weights, card, val
 
@@ -56,15 +60,22 @@ def test_demo_writes_degraded_restored_original(bundled, tmp_path):
     out = tmp_path / "demo.png"
     report = run_demo(out, image=val / "a.png")
     assert "degraded  PSNR" in report and "restored  PSNR" in report
+    # the default is the general model; its drawn degradation for seed 0 is named
+    drawn = describe(build_task("general").sample(0))
+    assert f"task general ({drawn}), bundled general.safetensors" in report
     assert load_image(out).shape == (3, 48, 3 * 40 + 2 * 8)
     with pytest.raises(Exception, match="already exists"):
         run_demo(out, image=val / "a.png")
 
 
-def test_restore_defaults_to_the_bundled_deblurring_model_and_shows_both(bundled, tmp_path, capsys):
-    _, _, val = bundled
+def test_restore_defaults_to_the_bundled_general_model_and_shows_both(bundled, tmp_path, capsys):
+    weights, _, val = bundled
     assert cli.main(["restore", str(val / "b.png"), "-o", str(tmp_path / "o.png")]) == 0
-    assert load_image(tmp_path / "o.png").shape == (3, 40, 56)
+    general, _, _ = load_checkpoint(weights.parent / "general.safetensors")
+    with torch.no_grad():
+        expected = general(load_image(val / "b.png")[None])[0].clamp(0, 1)
+    torch.testing.assert_close(load_image(tmp_path / "o.png"), expected, atol=1 / 255, rtol=0)
+    assert cli.main(["restore", str(val / "b.png"), "-o", str(tmp_path / "d.png"), "--task", "gaussian_deblur"]) == 0
     assert cli.main(["restore", str(val / "b.png"), "-o", str(tmp_path / "s.png"), "--side-by-side"]) == 0
     both = load_image(tmp_path / "s.png")
     assert both.shape == (3, 40, 2 * 56 + 8)
@@ -76,7 +87,7 @@ def test_the_bundled_deblurring_model_sharpens_a_held_out_photo():
     from serpentir.engine.restore import bundled_weights
     from serpentir.metrics import psnr
 
-    model, task, _ = load_checkpoint(bundled_weights(None))
+    model, task, _ = load_checkpoint(bundled_weights("gaussian_deblur"))
     assert task.name == "gaussian_deblur"
     clean = photo("astronaut", (128, 128), top=60, left=180)
     blurred = task(clean, seed=0)

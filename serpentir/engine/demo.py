@@ -33,6 +33,9 @@ def run_demo(output: str | Path, *, task: str | None = None, image: str | Path |
     def scores(x) -> str:
         return f"PSNR {psnr(x[None], clean[None]).item():.2f} dB, SSIM {ssim(x[None], clean[None]).item():.4f}"
 
-    return (f"{source.name} ({clean.shape[2]}x{clean.shape[1]}), task {deg.name}, bundled {weights.name}:\n"
+    from ..degradations import BlindDegradation, describe
+
+    drawn = f" ({describe(deg.sample(0))})" if isinstance(deg, BlindDegradation) else ""
+    return (f"{source.name} ({clean.shape[2]}x{clean.shape[1]}), task {deg.name}{drawn}, bundled {weights.name}:\n"
             f"  degraded  {scores(visible)}\n  restored  {scores(restored)}\n"
             f"wrote degraded | restored | original to {output}")
