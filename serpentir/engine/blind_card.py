@@ -75,7 +75,8 @@ Whole photos, long side capped at {max_side} px (area averaging; sizes W x H: {s
 applied to every photo with the code training draws from (`task.apply`). PSNR/SSIM/LPIPS are means
 over the photos (LPIPS-alex v0.1, lower is better); gain is output minus input PSNR; the worst photo
 is the one with the smallest gain (for sharp photos: the lowest output PSNR); the colour shift is the
-largest |mean output - mean clean| of any channel of any photo, in 8-bit levels.
+largest |mean image - mean clean| of any channel of any photo, in 8-bit levels, for the degraded
+input and for the output (noise clipped at black and white shifts the input's mean by itself).
 
 {strengths_table(results)}
 
