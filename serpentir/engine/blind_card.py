@@ -38,7 +38,6 @@ def bundle_blind_run(checkpoint: str | Path, corpus_dir: str | Path, *, train_st
     meta = read_metadata(checkpoint)
     model, task, _ = load_checkpoint(checkpoint, use_ema=True)
     photos = load_val_photos(corpus_dir / "val", max_side)
-    torch.set_grad_enabled(False)
     eval_started = time.time()
     results = evaluate_strengths(model, task, photos, progress=progress)
     eval_s = time.time() - eval_started
