@@ -9,6 +9,12 @@ names its configs in order:
     python scripts/bundle_weights.py runs/finetuned/checkpoints/last.safetensors \
         --config configs/bundled/gaussian_deblur.yaml --config configs/my_finetune.yaml \
         --history "fine-tuned from stage 1: 6000 steps on 64-pixel crops" --wall-time-min 50
+
+A blind model trained on the real-photo corpus is validated per degradation strength on the corpus'
+held-out photos instead (whole photos, long side capped by --max-side):
+
+    OMP_NUM_THREADS=1 python scripts/bundle_weights.py /work/runs/general/checkpoints/last.safetensors \
+        --corpus /work/runs/corpus1600 --wall-time-min 70 --notes-file notes.md
 """
 
 import argparse
@@ -16,6 +22,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from serpentir.engine.blind_card import bundle_blind_run
 from serpentir.engine.bundle import bundle_run
 
 
@@ -27,12 +34,22 @@ def main() -> None:
                         help="a config to retrain it with, in order (repeat for staged training; "
                              "default configs/bundled/TASK.yaml)")
     parser.add_argument("--history", help="what came before this run, e.g. the stage it was fine-tuned from")
+    parser.add_argument("--corpus", type=Path, help="a blind model: validate on this corpus' held-out photos")
+    parser.add_argument("--max-side", type=int, default=768, help="with --corpus: cap the photos' long side (768)")
+    parser.add_argument("--notes-file", type=Path, help="with --corpus: markdown appended to the card")
     args = parser.parse_args()
     run_dir = args.checkpoint.parent.parent
-    wall = args.wall_time_min * 60 if args.wall_time_min else \
-        args.checkpoint.stat().st_mtime - (run_dir / "config.yaml").stat().st_mtime
-    weights, card = bundle_run(args.checkpoint, wall_time_s=wall, configs=args.configs, history=args.history,
-                               produced_by=shlex.join(["python", "scripts/bundle_weights.py", *sys.argv[1:]]))
+    ended = args.checkpoint.stat().st_mtime
+    wall = args.wall_time_min * 60 if args.wall_time_min else ended - (run_dir / "config.yaml").stat().st_mtime
+    produced_by = shlex.join(["python", "scripts/bundle_weights.py", *sys.argv[1:]])
+    if args.corpus:
+        notes = "\n" + args.notes_file.read_text() if args.notes_file else ""
+        weights, card = bundle_blind_run(args.checkpoint, args.corpus, train_started=ended - wall, train_ended=ended,
+                                         wall_time_s=wall, max_side=args.max_side, configs=args.configs,
+                                         history=args.history, notes=notes, produced_by=produced_by)
+    else:
+        weights, card = bundle_run(args.checkpoint, wall_time_s=wall, configs=args.configs, history=args.history,
+                                   produced_by=produced_by)
     print(f"wrote {weights} and {card}")
     print(card.read_text())
 

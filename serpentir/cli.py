@@ -241,7 +241,7 @@ def add_restore_parser(sub) -> None:
                     "memory is restored in tiles, with a notice. Bundled tasks (no --weights needed): "
                     f"{', '.join(bundled_tasks()) or 'none'}."),
         epilog="examples:\n"
-               "  serpentir restore blurry.png -o sharp.png                # bundled gaussian_deblur model\n"
+               "  serpentir restore photo.jpg -o restored.png             # bundled general model\n"
                "  serpentir restore noisy.jpg -o clean.jpg --task denoise --quality 92\n"
                "  serpentir restore blurry.png -o sharp.png --weights last.safetensors\n"
                "  serpentir restore photos/ -o restored/ --keep-going --skip-existing  # resumable batch\n"
@@ -251,7 +251,7 @@ def add_restore_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file, or folder for a folder input")
     p.add_argument("--weights", metavar="CKPT", help="checkpoint from `serpentir train` (default: the bundled weights "
                                                      "for --task)")
-    p.add_argument("--task", help="the task to restore: picks bundled weights (default gaussian_deblur; bundled: "
+    p.add_argument("--task", help="the task to restore: picks bundled weights (default general; bundled: "
                                   f"{', '.join(bundled_tasks()) or 'none'}), or is checked against --weights")
     p.add_argument("--side-by-side", action="store_true", help="write input | restored side by side, for comparing")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: a GPU if there is one")
@@ -286,7 +286,7 @@ def add_demo_parser(sub) -> None:
                           "with the task (seed 0), restored with the bundled weights, and saved as degraded | "
                           "restored | original, with the PSNR of each printed."))
     p.add_argument("-o", "--output", default="serpentir_demo.png", help="the side-by-side PNG (default %(default)s)")
-    p.add_argument("--task", default=None, help="a task with bundled weights (default gaussian_deblur)")
+    p.add_argument("--task", default=None, help="a task with bundled weights (default general)")
     p.add_argument("--image", help="a clean photo of your own instead of the bundled one")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_cmd_demo)
@@ -406,11 +406,41 @@ def add_export_parser(sub) -> None:
     p.set_defaults(func=_cmd_export)
 
 
+# --- corpus -----------------------------------------------------------------------------------------
+
+def _cmd_corpus_build(args: argparse.Namespace) -> None:
+    from .corpus import build_corpus, read_manifest
+
+    manifest = build_corpus(args.dir, max_side=args.max_side, overwrite=args.overwrite)
+    rows = read_manifest(args.dir)
+    megapixels = sum(int(r["width"]) * int(r["height"]) for r in rows) / 1e6
+    val = sum(r["split"] == "val" for r in rows)
+    print(f"{len(rows)} photos ({megapixels:.1f} megapixels; {len(rows) - val} train, {val} val) -> {manifest}")
+
+
+def add_corpus_parser(sub) -> None:
+    p = sub.add_parser(
+        "corpus", help="build a training corpus of the real photographs installed on this machine",
+        description=_wrap("Gathers the photographs of the Debian packages mate-backgrounds and "
+                          "plasma-workspace-wallpapers (apt-get install them first) and the photos that scikit-image, "
+                          "scikit-learn and matplotlib ship, into DIR/train and DIR/val (whole photos held out) "
+                          "with DIR/manifest.csv (package, source file, size, sha256, split)."),
+        epilog="example:\n  serpentir corpus build ~/serpentir_corpus --max-side 1600",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    corpus_sub = p.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    b = corpus_sub.add_parser("build", help="gather the installed photos into DIR")
+    b.add_argument("dir", metavar="DIR", help="the corpus folder to write (new or empty)")
+    b.add_argument("--max-side", type=_positive_int, default=None,
+                   help="downscale photos whose long side is larger (default: keep full size)")
+    b.add_argument("--overwrite", action="store_true", help="replace the corpus already in DIR")
+    b.set_defaults(func=_cmd_corpus_build)
+
+
 # --- the parser -------------------------------------------------------------------------------------
 
 SUBCOMMANDS = [add_models_parser, add_tasks_parser, add_demo_parser, add_forward_parser, add_train_parser,
-               add_eval_parser, add_restore_parser, add_degrade_parser, add_bench_parser, add_compare_parser,
-               add_serve_parser, add_export_parser]
+               add_eval_parser, add_restore_parser, add_degrade_parser, add_corpus_parser, add_bench_parser,
+               add_compare_parser, add_serve_parser, add_export_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

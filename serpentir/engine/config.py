@@ -53,6 +53,7 @@ class DataSection:
     num_workers: int = 2
     repeat: int = 1
     skip_bad: bool = False
+    cache_mb: float = 256.0  # decoded training photos kept in memory, per DataLoader worker (large corpora: more)
 
 
 @dataclass
@@ -171,7 +172,8 @@ def validate_config(config: TrainConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise UserError(f"config key {key} must be a positive integer, got {value}")
-    for key, value in {"data.num_workers": d.num_workers, "optim.warmup_steps": o.warmup_steps}.items():
+    for key, value in {"data.num_workers": d.num_workers, "optim.warmup_steps": o.warmup_steps,
+                       "data.cache_mb": d.cache_mb}.items():
         if value < 0:
             raise UserError(f"config key {key} must be >= 0, got {value}")
     if d.channels not in (1, 3):

@@ -44,7 +44,10 @@ def run_demo(output: str | Path, *, task: str | None = None, image: str | Path |
     labels = [f"degraded {db(visible)}", f"restored {db(restored)}", "original"]
     save_image(with_labels(side_by_side(visible, restored, clean), labels, clean.shape[2]), output, overwrite=overwrite)
 
-    return (f"{source.name} ({clean.shape[2]}x{clean.shape[1]}), task {deg.name}, bundled {weights.name}:\n"
+    from ..degradations import BlindDegradation, describe
+
+    drawn = f" ({describe(deg.sample(0))})" if isinstance(deg, BlindDegradation) else ""
+    return (f"{source.name} ({clean.shape[2]}x{clean.shape[1]}), task {deg.name}{drawn}, bundled {weights.name}:\n"
             f"  degraded  {scores(visible)}\n  restored  {scores(restored)}\n"
             f"wrote degraded | restored | original to {output}")
 

@@ -24,7 +24,7 @@ __all__ = ["RestoreJob", "RestoreReport", "bundled_tasks", "bundled_weights", "p
 
 MASK_FOLDER = "masks"  # a folder of masks beside degraded images, as `serpentir degrade` writes them
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_TASK = "gaussian_deblur"  # the paper's task: what `restore` does when nothing else is said
+DEFAULT_TASK = "general"  # blind: blur, noise and JPEG of any strength, or none (a sharp photo stays as it is)
 
 
 def side_by_side(*images: Tensor, gap: int = 8) -> Tensor:

@@ -165,7 +165,8 @@ class _Run:
         d = self.config.data
         root = (d.train_dir if train else d.val_dir) or sample_images_dir() / ("train" if train else "val")
         kwargs = dict(train=train, crop_size=d.crop_size if train else d.val_crop_size,  # None: whole images
-                      channels=d.channels, seed=self.config.seed, skip_bad=d.skip_bad, repeat=d.repeat if train else 1)
+                      channels=d.channels, seed=self.config.seed, skip_bad=d.skip_bad, repeat=d.repeat if train else 1,
+                      cache_mb=d.cache_mb)
         try:
             dataset = ImageFolderDataset(root, self.task, **kwargs)
         except (ValueError, FileNotFoundError) as e:
