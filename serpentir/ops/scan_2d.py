@@ -22,6 +22,7 @@ backend for the device.
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import torch
@@ -36,8 +37,6 @@ from .selective_scan import BACKEND_ENV, resolve_backend, selective_scan
 
 def resolve_backend_2d(backend: str, u: Tensor) -> str:
     """'auto' (or SERPENTIR_SCAN_BACKEND) -> 'cpu' (fused) on the CPU when the kernel is built, else a 1-D backend."""
-    import os
-
     if backend == "auto":
         backend = os.environ.get(BACKEND_ENV, "auto") or "auto"
     if backend == "auto" and u.device.type == "cpu" and cpu_kernel_ops() is not None:
