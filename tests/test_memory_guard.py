@@ -1,5 +1,6 @@
 """The memory guard's model of a forward pass: two regimes for Serpent (whole maps, and maps in pieces)."""
 
+import pytest
 import torch
 
 from serpentir.engine.memory import SAFETY, PeakLine, PeakModel, peak_model
@@ -16,6 +17,7 @@ def test_whole_line_up_to_the_piece_size_then_the_larger_line():
     assert peak.bytes_for(10_000) == SAFETY * (1000 + 10_000)
 
 
+@pytest.mark.usefixtures("compiled_kernel")  # the scan itself runs in pieces only on the fused CPU kernel
 def test_serpent_in_pieces_costs_less_per_pixel_and_calibration_restores_the_piece_size():
     model = create_model("serpent-t", embed_dim=16).eval()
     before = pieces.PIECE_TOKENS

@@ -17,6 +17,7 @@ from PIL import Image
 from real_photos import photo
 from serve_server import SMALLEST_TASK, cli_restore, running_server
 from serpentir.degradations import get_task
+from serpentir.engine.restore import DEFAULT_TASK
 from serpentir.image_io import save_image
 
 CHROMIUM = "/usr/bin/chromium"
@@ -56,7 +57,7 @@ def test_upload_restore_compare_download(browser, url, tmp_path):
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page.goto(url + "/")
     page.wait_for_selector(f"#task option[value={SMALLEST_TASK}]", state="attached")
-    assert page.input_value("#task") == "gaussian_deblur"  # the default model is preselected
+    assert page.input_value("#task") == DEFAULT_TASK  # the default model is preselected
     page.select_option("#task", SMALLEST_TASK)
     page.set_input_files("#file", str(source))
     assert page.is_enabled("#restore")
