@@ -1,14 +1,14 @@
 """What the fused 2-D scan buys: Serpent's time against a CNN, the scan's share, its exp rate, 4K/8K memory.
 
-    python benchmarks/bench_fused_scan.py --out docs/fused_scan [--threads 2] [--rounds 5]
+    python benchmarks/bench_fused_scan.py --out docs/fused_scan [--threads 2] [--rounds 5] [--warmup 3]
         [--baseline-src /path/to/an/older/checkout] [--big 3840x2160,7680x4320]
 
 1. Latency, side by side in one process, models interleaved round by round: inference on one
-   512x512 RGB image (batch 1, after a warm-up) and one training step (batch 8, 96x96 crops, L1 loss,
-   AdamW). The ratio serpent-t / nafnet-t is taken per round, then its median. With one thread the
-   process CPU time is reported too: it is what the work costs, whatever else runs on the machine.
-   --baseline-src runs the same measurement on another checkout (e.g. the commit before the fused
-   scan, via `git worktree add`) in a second process, alternating with this one.
+   512x512 RGB image (batch 1, after --warmup unmeasured rounds) and one training step (batch 8,
+   96x96 crops, L1 loss, AdamW). The ratio serpent-t / nafnet-t is taken per round, then its
+   median. The process CPU time is reported too: with one thread it is what the work costs,
+   whatever else runs on the machine. --baseline-src runs the same measurement on another checkout
+   (e.g. the commit before the fused scan, via `git worktree add`) in a second process, after this one.
 2. Profile: torch.profiler's share of serpent-t's inference at 512 per operator, the scan's first.
 3. The 2-D scan kernel alone at serpent-t's first level (256x256 tokens, d 32, K 4, N 8):
    exponentials per second against torch.exp's rate on the same machine and thread count.
@@ -32,7 +32,7 @@ from pathlib import Path
 LATENCY_MODELS = ("serpent-t", "nafnet-t", "serpent-b", "serpent-l")
 
 
-def latency_worker(models: list[str], rounds: int, threads: int) -> dict:
+def latency_worker(models: list[str], rounds: int, threads: int, warmup: int = 3) -> dict:
     """Per model: inference and training-step times for each round (models interleaved within a round)."""
     import torch
 
@@ -57,9 +57,12 @@ def latency_worker(models: list[str], rounds: int, threads: int) -> dict:
         loss.backward()
         optims[name].step()
 
-    for name, net in nets.items():  # warm-up: kernel build, thread pools, allocator
-        infer(net)
-        train_step(name)
+    # warm-up: kernel build, thread pools, and the allocator's steady state (with transparent huge
+    # pages the first few passes over fresh memory are up to 2.5x slower than the later ones)
+    for _ in range(warmup):
+        for name, net in nets.items():
+            infer(net)
+            train_step(name)
     out = {n: {"infer_s": [], "train_s": [], "infer_cpu_s": [], "train_cpu_s": []} for n in models}
     for _ in range(rounds):
         for name, net in nets.items():
@@ -72,12 +75,12 @@ def latency_worker(models: list[str], rounds: int, threads: int) -> dict:
     return out
 
 
-def run_latency(src: str | None, models: list[str], rounds: int, threads: int) -> dict:
+def run_latency(src: str | None, models: list[str], rounds: int, threads: int, warmup: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if src:
         env["PYTHONPATH"] = src
     code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_fused_scan as b; " \
-           f"print(json.dumps(b.latency_worker({models!r}, {rounds}, {threads})))"
+           f"print(json.dumps(b.latency_worker({models!r}, {rounds}, {threads}, {warmup})))"
     # run inside the checkout measured: the working directory comes first on sys.path
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=src or None)
     if out.returncode:
@@ -201,7 +204,8 @@ def write_report(out: Path, lat: dict, base: dict | None, shares, rate, bigs, ar
     def ratio(res, key):
         return med([a / b for a, b in zip(res["serpent-t"][key], res["nafnet-t"][key])])
 
-    lines = [f"# The fused 2-D scan: time, memory and the scan's rate ({args.threads} thread(s), {args.rounds} rounds)", "",
+    lines = [f"# The fused 2-D scan: time, memory and the scan's rate ({args.threads} thread(s), {args.warmup} warm-up "
+             f"+ {args.rounds} measured rounds)", "",
              "Command: `python benchmarks/bench_fused_scan.py " + " ".join(sys.argv[1:]) + "`", "",
              "| code | model | inference 512x512 (ms) | training step, 8 x 96x96 (ms) | inference CPU (ms) | training CPU (ms) |",
              "|---|---|---:|---:|---:|---:|"]
@@ -249,13 +253,15 @@ def main() -> None:
     parser.add_argument("--out", default="docs/fused_scan")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured rounds first (steady state)")
     parser.add_argument("--models", default=",".join(LATENCY_MODELS))
     parser.add_argument("--baseline-src", help="an older checkout to measure the same way, for before/after")
     parser.add_argument("--big", default="3840x2160,7680x4320", help="whole-image sizes WxH ('' for none)")
     args = parser.parse_args()
     models = args.models.split(",")
-    lat = run_latency(None, models, args.rounds, args.threads)
-    base = run_latency(args.baseline_src, ["serpent-t", "nafnet-t"], args.rounds, args.threads) if args.baseline_src else None
+    lat = run_latency(None, models, args.rounds, args.threads, args.warmup)
+    base = (run_latency(args.baseline_src, ["serpent-t", "nafnet-t"], args.rounds, args.threads, args.warmup)
+            if args.baseline_src else None)
     shares = profile_shares(args.threads)
     rate = scan_rate(args.threads)
     bigs = [big_image(s, args.threads) for s in args.big.split(",") if s]
