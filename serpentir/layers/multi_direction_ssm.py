@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import resolve_backend_2d, scan_walks, selective_scan_2d
+from ..ops.scan_reference import compute_dtype
 from . import pieces
 
 
@@ -72,7 +73,7 @@ class MultiDirectionSSM(nn.Module):
         The scan computes in float32 (float64 for float64 maps), whatever the parameters are stored in.
         """
         d = self.d_inner
-        ct = torch.float64 if x.dtype == torch.float64 else torch.float32
+        ct = compute_dtype(x)
         dt_weight = self.dt_proj_weight.reshape(-1, self.dt_rank)
         A = -torch.exp(self.A_log.to(ct))
         D, bias = self.D.to(ct), self.dt_proj_bias.reshape(-1).to(ct)
@@ -98,7 +99,7 @@ class MultiDirectionSSM(nn.Module):
         groups: dict[tuple[int, bool], list[int]] = {}
         for k, walk in enumerate(self.walks):  # walks that cross the bands in the same order share a pass
             groups.setdefault((walk.outer_axis, walk.outer_reversed), []).append(k)
-        ct = torch.float64 if x.dtype == torch.float64 else torch.float32
+        ct = compute_dtype(x)
         y = torch.zeros(Bsz, H, W, d, dtype=ct, device=x.device)
         for (axis, backwards), ks in groups.items():
             dt_weight, A, D, bias = self._parameters_of(ks, x)

@@ -31,6 +31,7 @@ from torch import Tensor
 from .flops import active_recorder
 from .scan_2d_cpu import scan_2d_cpu
 from .scan_cpu_build import cpu_kernel_ops
+from .scan_reference import compute_dtype
 from .scan_walks import Walk
 from .selective_scan import BACKEND_ENV, resolve_backend, selective_scan
 
@@ -114,8 +115,7 @@ def selective_scan_2d(u: Tensor, dt: Tensor, dt_weight: Tensor, A: Tensor, B: Te
         return (y, u.new_empty(u.shape[0], K * u.shape[-1], A.shape[1])) if return_last_state else y
     if name == "cpu":
         if return_last_state and h0 is None:
-            ct = torch.float64 if u.dtype == torch.float64 else torch.float32
-            h0 = u.new_zeros(u.shape[0], K * u.shape[-1], A.shape[1], dtype=ct)
+            h0 = u.new_zeros(u.shape[0], K * u.shape[-1], A.shape[1], dtype=compute_dtype(u))
         y, last = scan_2d_cpu(u, dt, dt_weight, A, B, C, D, delta_bias, [w.code for w in walks], delta_softplus, h0)
         return (y, last) if return_last_state else y
     if h0 is not None or return_last_state:

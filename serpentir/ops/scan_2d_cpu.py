@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from .scan_cpu import DEFAULT_CHUNK, _kernel
+from .scan_reference import compute_dtype
 
 
 def _scan2d_ops():
@@ -48,7 +49,7 @@ def scan_2d_cpu(u: Tensor, dt: Tensor, dt_weight: Tensor, A: Tensor, B: Tensor, 
     With h0 (the state entering every walk, (b, K*d, N)) the call is for inference in pieces: no
     gradient flows and the last states are returned so the next piece can continue from them.
     """
-    ct = torch.float64 if u.dtype == torch.float64 else torch.float32
+    ct = compute_dtype(u)
     out_dtype = u.dtype
     u, dt, B, C = (t.to(ct) for t in (u, dt, B, C))
     A, dt_weight = A.to(ct).contiguous(), dt_weight.to(ct).contiguous()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 ORDERS = ("diagonal", "cross")
@@ -62,10 +61,6 @@ class Walk:
         y = seq.reshape(B, W, H, C).transpose(1, 2) if self.transpose else seq.reshape(B, H, W, C)
         dims = self._flip_dims()
         return y.flip(dims) if dims else y
-
-    def positions(self, H: int, W: int) -> Tensor:
-        """Raster index of the cell visited at each step: the walk as an explicit permutation."""
-        return self.sequence(torch.arange(H * W).view(1, H, W, 1)).flatten()
 
 
 _FOUR = {
