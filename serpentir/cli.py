@@ -14,7 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from .bench.command import add_bench_parser, add_compare_parser
+from .bench.command import add_ablate_parser, add_bench_parser, add_compare_parser
 from .errors import UserError
 
 
@@ -440,7 +440,7 @@ def add_corpus_parser(sub) -> None:
 
 SUBCOMMANDS = [add_models_parser, add_tasks_parser, add_demo_parser, add_forward_parser, add_train_parser,
                add_eval_parser, add_restore_parser, add_degrade_parser, add_corpus_parser, add_bench_parser,
-               add_compare_parser, add_serve_parser, add_export_parser]
+               add_compare_parser, add_ablate_parser, add_serve_parser, add_export_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

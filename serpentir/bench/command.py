@@ -119,3 +119,52 @@ def run_compare_command(args: argparse.Namespace) -> None:
                               repeats=args.repeats, threads=args.threads, timeout=args.timeout)
     print(write_comparison(comparison, args.out, plot=not args.no_plots))
     print(f"written to {args.out}/: compare.md, compare.csv" + ("" if args.no_plots else ", quality_vs_flops.png"))
+
+
+def add_ablate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `ablate` subcommand; the parsed namespace's func runs it."""
+    from .ablate import study
+
+    p = subparsers.add_parser(
+        "ablate", help="train a study's variants under one protocol and report quality against cost",
+        description="Run a named study from a YAML file: a base training config plus variants, each trained "
+                    "under the same protocol, scored on the same held-out whole photos, and reported as "
+                    "ablations.csv, ablations.md and plots. Interrupted studies resume where they stopped; "
+                    "a finished variant is not trained again (run folders are named by what they learn "
+                    "from, so studies share identical variants).",
+        epilog="study file:\n" + "\n".join("  " + line[4:] for line in study.__doc__.splitlines()[2:10]) +
+               "\n\nexamples:\n"
+               "  serpentir ablate configs/ablations/directions.yaml --out docs/ablations/directions "
+               "--runs-dir runs/ablations\n"
+               "  serpentir ablate STUDY.yaml --out /tmp/smoke --set steps=2 --set data.crop_size=32 --no-latency",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("study", type=Path, metavar="STUDY.yaml", help="the study file")
+    p.add_argument("--out", type=Path, required=True, help="where ablations.csv, ablations.md and the plots go")
+    p.add_argument("--runs-dir", type=Path, default=None, help="where variants train (default OUT/runs; share it "
+                   "between studies so identical variants train once)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override for every variant, applied last (repeatable)")
+    p.add_argument("--only", action="append", default=None, metavar="VARIANT", help="run only this variant (repeatable)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads in the timing process (default: all)")
+    p.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurement")
+    p.add_argument("--no-train", action="store_true", help="only score and report the variants already trained")
+    p.set_defaults(func=run_ablate_command)
+    return p
+
+
+def run_ablate_command(args: argparse.Namespace) -> None:
+    """Load the study, train and score its variants, print where the report went."""
+    import shlex
+    import sys
+
+    from .ablate import load_study, run_study
+
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    study = load_study(args.study, args.set)
+    command = shlex.join(["serpentir", *sys.argv[1:]])
+    results = run_study(study, args.out, runs_dir=args.runs_dir, only=args.only,
+                        latency_size=None if args.no_latency else 512, threads=args.threads,
+                        train=not args.no_train, command=command)
+    print((args.out / "ablations.md").read_text())
+    print(f"{len(results)} variant(s); written to {args.out}/: ablations.md, ablations.csv and plots")

@@ -20,8 +20,9 @@ from .cost import FAILURES, BenchSettings, Cell, count_params_and_flops, run_chi
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.safetensors"
 # config keys that say where or how visibly a run went, not what it learnt from
-_NOT_PROTOCOL = ("model.", "out_dir", "progress", "tensorboard", "device", "resume", "data.num_workers", "log_every",
-                 "ckpt_every", "val_every", "lpips_every_val", "lpips_at_end")
+NOT_LEARNT = ("out_dir", "progress", "tensorboard", "device", "resume", "data.num_workers", "log_every",
+              "ckpt_every", "val_every", "lpips_every_val", "lpips_at_end")
+_NOT_PROTOCOL = ("model.",) + NOT_LEARNT
 
 
 @dataclass
@@ -83,11 +84,12 @@ def training_seconds(run_dir: Path, batch_size: int, world_size: int) -> float |
     return total
 
 
-def _flatten(config: dict, prefix: str = "") -> dict[str, object]:
+def flatten_config(config: dict, prefix: str = "") -> dict[str, object]:
+    """{'optim.lr': 1e-3, ...}: a config's settings by dotted key (model kwargs and task params stay whole)."""
     out: dict[str, object] = {}
     for key, value in config.items():
         if isinstance(value, dict) and key not in ("kwargs", "params"):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten_config(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -100,8 +102,8 @@ def protocol_differences(configs: dict[str, dict]) -> list[str]:
     """
     from ..engine.config import TrainConfig, config_to_dict
 
-    defaults = _flatten(config_to_dict(TrainConfig()))
-    flat = {run: {**defaults, **_flatten(c)} for run, c in configs.items()}
+    defaults = flatten_config(config_to_dict(TrainConfig()))
+    flat = {run: {**defaults, **flatten_config(c)} for run, c in configs.items()}
     keys = sorted({k for f in flat.values() for k in f if not k.startswith(_NOT_PROTOCOL)})
     differences = []
     for key in keys:
@@ -120,7 +122,7 @@ def compare_runs(runs: list[str | Path], *, val_dir: str | Path | None = None, f
     from ..classical import classical_method_name
     from ..data import sample_images_dir
     from ..engine.build import build_task
-    from ..engine.bundle import model_scores, reference_scores, validation_items
+    from ..engine.bundle import reference_scores, validation_items
     from ..image_io import list_images
 
     if not runs:
@@ -141,33 +143,10 @@ def compare_runs(runs: list[str | Path], *, val_dir: str | Path | None = None, f
 
     rows = []
     for run in tqdm(checkpoints, desc="compare", unit="run", disable=not progress):
-        model, _, meta = load_checkpoint(checkpoints[run])
-        arch = meta["model"]
-        kwargs = dict(arch.get("kwargs", {}))
-        in_channels = int(kwargs.pop("in_channels", 3))
-        flops, params = {}, 0
-        for size in flop_sizes:
-            params, count = count_params_and_flops(arch["name"], size, in_channels, kwargs)
-            flops[size] = count.flops
-        latency: Cell = None
-        if latency_size:
-            settings = BenchSettings(models=(arch["name"],), sizes=(latency_size,), repeats=repeats, timeout=timeout,
-                                     in_channels=in_channels, threads=threads)
-            latency = run_child(arch["name"], latency_size, ["warmup", "latency"], settings, kwargs)["latency"].value
-        run_dir = checkpoints[run].parent.parent
-        config = meta["config"]
-        steps_wanted = config.get("steps")
-        if steps_wanted and meta["step"] < steps_wanted:
-            notes.append(f"{run} stopped at step {meta['step']} of {steps_wanted}")
-        try:
-            world = int(load_train_state(checkpoints[run]).get("world_size", 1))
-        except (UserError, OSError):
-            world = 1
-        batch_size = config.get("data", {}).get("batch_size")
-        seconds = training_seconds(run_dir, int(batch_size), world) if batch_size else None
-        scores = model_scores(model, items)
-        rows.append(CompareRow(run=run, model=arch["name"], params=params, flops=flops, latency_ms=latency,
-                               train_seconds=seconds, step=meta["step"], **scores))
+        row, run_notes = measure_run(run, checkpoints[run], items, flop_sizes=flop_sizes, latency_size=latency_size,
+                                     repeats=repeats, threads=threads, timeout=timeout)
+        rows.append(row)
+        notes += run_notes
     for row in rows:
         if isinstance(row.latency_ms, str) and row.latency_ms in FAILURES:
             notes.append(f"{row.run}: latency {row.latency_ms}")
@@ -175,3 +154,39 @@ def compare_runs(runs: list[str | Path], *, val_dir: str | Path | None = None, f
                       latency_size=latency_size or 0, threads=threads,
                       val_photos=[p.name for p in list_images(val_dir)], notes=notes)
 
+
+def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...] = (256, 512),
+                latency_size: int | None = 512, repeats: int = 3, threads: int | None = None,
+                timeout: float = 900.0) -> tuple[CompareRow, list[str]]:
+    """One trained run's row (cost and scores on the validation items) and what a reader must know about it."""
+    from ..engine.bundle import model_scores
+
+    notes = []
+    model, _, meta = load_checkpoint(checkpoint)
+    arch = meta["model"]
+    kwargs = dict(arch.get("kwargs", {}))
+    in_channels = int(kwargs.pop("in_channels", 3))
+    flops, params = {}, 0
+    for size in flop_sizes:
+        params, count = count_params_and_flops(arch["name"], size, in_channels, kwargs)
+        flops[size] = count.flops
+    latency: Cell = None
+    if latency_size:
+        settings = BenchSettings(models=(arch["name"],), sizes=(latency_size,), repeats=repeats, timeout=timeout,
+                                 in_channels=in_channels, threads=threads)
+        latency = run_child(arch["name"], latency_size, ["warmup", "latency"], settings, kwargs)["latency"].value
+    run_dir = Path(checkpoint).parent.parent
+    config = meta["config"]
+    steps_wanted = config.get("steps")
+    if steps_wanted and meta["step"] < steps_wanted:
+        notes.append(f"{run} stopped at step {meta['step']} of {steps_wanted}")
+    try:
+        world = int(load_train_state(checkpoint).get("world_size", 1))
+    except (UserError, OSError):
+        world = 1
+    batch_size = config.get("data", {}).get("batch_size")
+    seconds = training_seconds(run_dir, int(batch_size), world) if batch_size else None
+    scores = model_scores(model, items)
+    row = CompareRow(run=run, model=arch["name"], params=params, flops=flops, latency_ms=latency,
+                     train_seconds=seconds, step=meta["step"], **scores)
+    return row, notes

@@ -25,7 +25,7 @@ CSV_COLUMNS = ("run", "model", "params", "flops_256", "flops_512", "latency_ms",
                "psnr", "ssim", "lpips")
 
 
-def _cell(v) -> str:
+def format_cell(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     return f"{v:.6g}" if isinstance(v, float) else str(v)
@@ -37,11 +37,11 @@ def csv_text(c: Comparison) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in c.rows:
-        writer.writerow([r.run, r.model, r.params, r.flops.get(256, ""), r.flops.get(512, ""), _cell(r.latency_ms),
-                         _cell(r.train_seconds), r.step, _cell(r.psnr), _cell(r.ssim), _cell(r.lpips)])
+        writer.writerow([r.run, r.model, r.params, r.flops.get(256, ""), r.flops.get(512, ""), format_cell(r.latency_ms),
+                         format_cell(r.train_seconds), r.step, format_cell(r.psnr), format_cell(r.ssim), format_cell(r.lpips)])
     for label, s in c.references.items():
         name = "degraded input" if label == "input" else c.classical_method
-        writer.writerow(["", name, "", "", "", "", "", "", _cell(s["psnr"]), _cell(s["ssim"]), _cell(s["lpips"])])
+        writer.writerow(["", name, "", "", "", "", "", "", format_cell(s["psnr"]), format_cell(s["ssim"]), format_cell(s["lpips"])])
     return buffer.getvalue()
 
 

@@ -111,10 +111,11 @@ def _means(rows: list[dict]) -> dict:
 @torch.no_grad()
 def evaluate_strengths(model, task, photos: list[tuple[str, Tensor]], strengths=None, *, draws: bool = True,
                        progress: bool = True) -> list[StrengthRow]:
-    """One StrengthRow per strength (default: STRENGTHS[task.name]) plus, if draws, the task's own draws."""
+    """One StrengthRow per strength (default: STRENGTHS[task.name], none for a fixed task) plus, if draws, the
+    task's own draws. A task that appends channels to its input (inpainting's mask) is scored on the image's."""
     from tqdm import tqdm
 
-    strengths = STRENGTHS[task.name] if strengths is None else strengths
+    strengths = STRENGTHS.get(task.name, []) if strengths is None else strengths
     cases = [(label, kind, params) for label, kind, params in strengths]
     if draws:
         cases.append((f"{task.name} draws, one per photo", "draws", None))
@@ -130,6 +131,7 @@ def evaluate_strengths(model, task, photos: list[tuple[str, Tensor]], strengths=
                 bar.update(1)
                 continue
             restored = restore_tensor(model, degraded[None])[0]
+            degraded = degraded[:clean.shape[0]]
             s_in = {k: v[0] for k, v in score(degraded[None], clean[None], with_lpips=True).items()}
             s_out = {k: v[0] for k, v in score(restored[None], clean[None], with_lpips=True).items()}
             inputs.append(s_in)
