@@ -1,0 +1,81 @@
+"""The whole-against-tiled scaling benchmark (benchmarks/scaling.py) on small crops of a real photo."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from real_photos import photo
+from serpentir import metrics
+from serpentir.bench.scaling import COLUMNS, Photo, run_scaling
+from serpentir.engine import save_checkpoint
+from serpentir.engine.build import build_model, build_task
+from serpentir.errors import UserError
+from serpentir.image_io import save_image
+
+
+def _checkpoint(folder, model_name: str, task_name: str):
+    torch.manual_seed(0)
+    task = build_task(task_name)
+    model = build_model(model_name, {}, channels=3, extra_channels=task.extra_channels)
+    return save_checkpoint(folder / f"{model_name}-{task_name}.safetensors", model=model, task=task, step=0), model, task
+
+
+def _photo(folder, name: str, width: int, height: int, held_out: bool = True) -> Photo:
+    path = folder / f"{name}.png"
+    save_image(photo("astronaut", size=(height, width)), path)
+    return Photo(name, path, width, height, held_out)
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_whole_is_one_forward_pass_tiled_is_not_and_finished_cases_are_kept(tmp_path):
+    checkpoint, model, task = _checkpoint(tmp_path, "serpent-t", "denoise")
+    photos = [_photo(tmp_path, "small", 60, 60), _photo(tmp_path, "big", 100, 80)]
+    out = tmp_path / "out"
+    run_scaling({"serpent": checkpoint}, photos, [(96, 64)], out, tile=32, overlap=8, progress=False)
+
+    with open(out / "scaling.csv", newline="") as f:
+        assert tuple(next(csv.reader(f))) == COLUMNS
+    summary = {(r["mode"], r["size"]): r for r in _rows(out / "scaling.csv")}
+    assert set(summary) == {("whole", "96x64"), ("tiled", "96x64")}
+    per_photo = _rows(out / "scaling_per_photo.csv")
+    assert {r["photo"] for r in per_photo} == {"big"}  # the 60x60 photo is too small
+    assert "Too small for a size (skipped): 96x64: small" in (out / "scaling.md").read_text()
+
+    # whole: the model's one forward pass over the centre crop, degraded with the photo's seed (1)
+    clean = photo("astronaut", size=(80, 100))[:, 8:72, 2:98]
+    with torch.inference_mode():
+        restored = model.eval()(task(clean, 1)[None]).clamp(0, 1)
+    expected = metrics.psnr(restored, clean[None]).item()
+    whole = next(r for r in per_photo if r["mode"] == "whole" and r["size"] == "96x64")
+    assert float(whole["psnr"]) == pytest.approx(expected, abs=1e-3)
+    # tiled: 32-px tiles cannot see the whole map, so a network with a global receptive field differs
+    assert float(summary[("tiled", "96x64")]["psnr"]) != pytest.approx(float(summary[("whole", "96x64")]["psnr"]), abs=1e-4)
+    assert all(float(r["seconds"]) > 0 and float(r["peak_mb"]) > 50 for r in per_photo)
+
+    before = (out / "scaling_per_photo.csv").read_text()
+    run_scaling({"serpent": checkpoint}, photos, [(96, 64)], out, tile=32, overlap=8, progress=False)
+    assert (out / "scaling_per_photo.csv").read_text() == before  # nothing measured twice
+
+
+def test_a_photo_seen_in_training_stands_in_only_where_no_held_out_photo_fits(tmp_path):
+    checkpoint, _, _ = _checkpoint(tmp_path, "serpent-t", "denoise")
+    photos = [_photo(tmp_path, "held", 64, 64), _photo(tmp_path, "seen", 128, 96, held_out=False)]
+    out = tmp_path / "out"
+    run_scaling({"serpent": checkpoint}, photos, [(64, 64), (96, 96)], out, modes=("whole",), progress=False)
+    used = {(r["size"], r["photo"], r["held_out"]) for r in _rows(out / "scaling_per_photo.csv")}
+    assert used == {("64x64", "held", "True"), ("96x96", "seen", "False")}
+    assert "Not held out: seen" in (out / "scaling.md").read_text()
+
+
+def test_models_of_different_tasks_are_refused(tmp_path):
+    a, _, _ = _checkpoint(tmp_path, "serpent-t", "denoise")
+    b, _, _ = _checkpoint(tmp_path, "nafnet-t", "gaussian_deblur")
+    with pytest.raises(UserError, match="compare models of one task"):
+        run_scaling({"a": a, "b": b}, [], [(64, 64)], tmp_path / "out", progress=False)
