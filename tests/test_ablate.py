@@ -124,6 +124,8 @@ def test_identical_variants_share_one_run_folder(tmp_path, photos):
     ({"variants": {"Bad Name": []}}, "variant name 'Bad Name'"),
     ({"variants": {"a": ["optim.nonsense=1"]}}, "variant a"),
     ({"variants": {"a": "steps=3"}}, "expected a list of key=value overrides"),
+    ({"variants": {"a": ["model.kwargs.directons=2"]}}, "variant a: model serpent-t"),
+    ({"variants": {"a": ["model.name=no-such-net"]}}, "variant a"),
 ])
 def test_bad_study_files_are_one_line_errors(tmp_path, photos, capsys, change, message):
     path = write_study(tmp_path, photos, {"a": []})
@@ -134,6 +136,15 @@ def test_bad_study_files_are_one_line_errors(tmp_path, photos, capsys, change, m
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and "study.yaml" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_variant_named_twice_is_refused(tmp_path, photos, capsys):
+    path = write_study(tmp_path, photos, {"a": []})
+    text = open(path).read().replace("  a: []", "  a: []\n  a: [steps=3]")
+    open(path, "w").write(text)
+    assert main(["ablate", path, "--out", str(tmp_path / "out"), "--no-latency"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'a' is given twice" in err
 
 
 def test_cli_runs_one_variant_and_no_train_reports_only_what_exists(tmp_path, photos, capsys):

@@ -39,6 +39,7 @@ class CompareRow:
     psnr: float
     ssim: float
     lpips: float
+    infer_peak_mb: float | None = None  # inference peak memory at latency_size, when measured
 
 
 @dataclass
@@ -157,8 +158,11 @@ def compare_runs(runs: list[str | Path], *, val_dir: str | Path | None = None, f
 
 def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...] = (256, 512),
                 latency_size: int | None = 512, repeats: int = 3, threads: int | None = None,
-                timeout: float = 900.0) -> tuple[CompareRow, list[str]]:
-    """One trained run's row (cost and scores on the validation items) and what a reader must know about it."""
+                timeout: float = 900.0, memory: bool = False) -> tuple[CompareRow, list[str]]:
+    """One trained run's row (cost and scores on the validation items) and what a reader must know about it.
+
+    memory: also the inference peak memory at latency_size, measured first in the same fresh process.
+    """
     from ..engine.bundle import model_scores
 
     notes = []
@@ -171,10 +175,14 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
         params, count = count_params_and_flops(arch["name"], size, in_channels, kwargs)
         flops[size] = count.flops
     latency: Cell = None
+    peak: Cell = None
     if latency_size:
         settings = BenchSettings(models=(arch["name"],), sizes=(latency_size,), repeats=repeats, timeout=timeout,
                                  in_channels=in_channels, threads=threads)
-        latency = run_child(arch["name"], latency_size, ["warmup", "latency"], settings, kwargs)["latency"].value
+        tasks = (["infer_memory"] if memory else []) + ["warmup", "latency"]
+        outcomes = run_child(arch["name"], latency_size, tasks, settings, kwargs)
+        latency = outcomes["latency"].value
+        peak = outcomes["infer_memory"].value if memory else None
     run_dir = Path(checkpoint).parent.parent
     config = meta["config"]
     steps_wanted = config.get("steps")
@@ -188,5 +196,6 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
     seconds = training_seconds(run_dir, int(batch_size), world) if batch_size else None
     scores = model_scores(model, items)
     row = CompareRow(run=run, model=arch["name"], params=params, flops=flops, latency_ms=latency,
-                     train_seconds=seconds, step=meta["step"], **scores)
+                     train_seconds=seconds, step=meta["step"], **scores,
+                     infer_peak_mb=peak if isinstance(peak, (int, float)) else None)
     return row, notes

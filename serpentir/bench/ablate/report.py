@@ -73,8 +73,9 @@ def markdown_text(study: Study, results: list[VariantResult], references: dict, 
         "(means; each photo degraded with its own fixed seed, the same for every variant).",
         "",
         "| variant | model | overrides | directions | order | patch | d_state | width | params | GFLOPs 512 "
-        f"| latency {latency_size or '-'} (ms) | training (min) | PSNR (dB) | SSIM | LPIPS |",
-        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| latency {latency_size or '-'} (ms) | peak MB {latency_size or '-'} | training (min) | PSNR (dB) | SSIM "
+        "| LPIPS |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     overrides = {v.name: v.overrides for v in study.variants}
     for r in results:
@@ -84,18 +85,20 @@ def markdown_text(study: Study, results: list[VariantResult], references: dict, 
             f"| {r.variant} | {r.model} | {own} | {format_cell(k.get('directions')) or '-'} | {k.get('order') or '-'} "
             f"| {format_cell(k.get('patch_size')) or '-'} | {format_cell(k.get('d_state')) or '-'} | {format_cell(k.get('embed_dim')) or '-'} "
             f"| {r.row.params / 1e6:.3f}M | {_fmt(_gflops(r), '.2f')} | {_fmt(r.row.latency_ms, '.0f')} "
+            f"| {_fmt(r.row.infer_peak_mb, '.0f')} "
             f"| {_fmt(_minutes(r), '.1f')} | {_fmt(r.row.psnr, '.2f')} | {_fmt(r.row.ssim, '.4f')} "
             f"| {_fmt(r.row.lpips, '.4f')} |")
     for label, s in references.items():
         name = "degraded input" if label == "input" else classical
-        lines.append(f"| {name} | | | | | | | | | | | | {_fmt(s['psnr'], '.2f')} | {_fmt(s['ssim'], '.4f')} "
+        lines.append(f"| {name} | | | | | | | | | | | | | {_fmt(s['psnr'], '.2f')} | {_fmt(s['ssim'], '.4f')} "
                      f"| {_fmt(s['lpips'], '.4f')} |")
     notes = [f"training settings that differ beyond the variants' own overrides: {d}" for d in differences]
     notes += [n for r in results for n in r.notes]
     lines += [
         "",
         "GFLOPs: forward, one 3-channel 512x512 image (scans by formula); latency: median forward time at "
-        f"batch 1 in a fresh process ({threads or 'all'} torch threads); training: logged wall time of the "
+        f"batch 1 in a fresh process ({threads or 'all'} torch threads); peak MB: the memory one inference "
+        "adds to that process (resident-set high-water mark); training: logged wall time of the "
         "training loop. PSNR/SSIM on RGB, no border crop; LPIPS-alex v0.1, lower is better. Plots: "
         "`quality_vs_gflops.png`, `psnr_vs_<knob>.png`, `learning_curves.png` (validation PSNR on centre "
         "crops of the held-out photos during training, and the training loss).",

@@ -67,7 +67,8 @@ def score_variant(name: str, run_dir: Path, items, cache_key: dict, *, latency_s
                   repeats: int = 3) -> VariantResult:
     """Cost and scores of a trained variant, from its cache when measured on the same photos at the same step."""
     checkpoint = run_dir / LAST_CHECKPOINT
-    key = {**cache_key, "step": finished_step(run_dir), "latency_size": latency_size, "threads": threads}
+    key = {**cache_key, "step": finished_step(run_dir), "latency_size": latency_size, "threads": threads,
+           "memory": True}
     cache = run_dir / SCORES_FILE
     if cache.is_file():
         try:
@@ -79,7 +80,7 @@ def score_variant(name: str, run_dir: Path, items, cache_key: dict, *, latency_s
             pass  # an unreadable or older cache is measured again
     model, knobs = model_knobs(checkpoint)
     row, notes = measure_run(name, checkpoint, items, flop_sizes=(512,), latency_size=latency_size,
-                             repeats=repeats, threads=threads)
+                             repeats=repeats, threads=threads, memory=True)
     write_text_atomic(cache, json.dumps({"key": key, "model": model, "knobs": knobs, "row": asdict(row),
                                          "notes": notes}, indent=1, default=str))
     return VariantResult(name, model, knobs, row, run_dir, notes)

@@ -67,6 +67,32 @@ def learning_digest(config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice (plain YAML keeps the last one silently: a lost variant)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_buildable(config: TrainConfig) -> None:
+    """Build the variant's model without memory (meta device): a misspelt model option fails now, not mid-study."""
+    import torch
+
+    from ...models import create_model
+
+    try:
+        with torch.device("meta"):
+            create_model(config.model.name, **config.model.kwargs)
+    except (TypeError, ValueError, KeyError) as e:
+        raise UserError(f"model {config.model.name} with {config.model.kwargs}: {e}") from None
+
+
 def _overrides(value, where: str) -> list[str]:
     if value is None:
         return []
@@ -81,9 +107,10 @@ def load_study(path: str | Path, extra: list[str] | None = None) -> Study:
     if not path.is_file():
         raise UserError(f"study file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        first = " ".join(str(e).split("\n")[:2]) if "twice" in str(e) else str(e).splitlines()[0]
+        raise UserError(f"{path}: not valid YAML ({first})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping with study, base and variants")
     unknown = set(data) - _KEYS
@@ -114,6 +141,7 @@ def load_study(path: str | Path, extra: list[str] | None = None) -> Study:
                 apply_override(resolved, item)
             config = config_from_dict(resolved)
             validate_config(config)
+            _check_buildable(config)
         except UserError as e:
             raise UserError(f"{path}: variant {name}: {e}") from None
         variants.append(Variant(name, own, config))
