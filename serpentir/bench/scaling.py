@@ -291,13 +291,13 @@ def write_report(summary: list[dict], rows: list[dict], out: Path, *, task: dict
 
 
 def plot(summary: list[dict], path: Path) -> None:
-    """PSNR, seconds and peak MB against megapixels, a line per model and mode."""
+    """PSNR, the whole image's gain over tiles, seconds and peak MB against megapixels, per model and mode."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.5))
     series: dict[tuple, list] = {}
     for r in summary:
         if isinstance(r["seconds"], float):
@@ -306,10 +306,17 @@ def plot(summary: list[dict], path: Path) -> None:
     for (model, mode), points in series.items():
         points.sort(key=lambda p: p[0])
         xs = [p[0] for p in points]
-        for ax, key in zip(axes, ("psnr", "seconds", "peak_mb")):
+        for ax, key in zip((axes[0], axes[2], axes[3]), ("psnr", "seconds", "peak_mb")):
             ax.plot(xs, [p[1][key] for p in points], marker="o", linestyle="-" if mode == "whole" else "--",
                     label=f"{model} {mode}")
-    for ax, label in zip(axes, ("PSNR (dB)", "seconds", "peak resident memory (MB)")):
+    for model in sorted({m for m, _ in series}):
+        tiled = {r["size"]: r["psnr"] for _, r in series.get((model, "tiled"), [])}
+        gains = sorted((mp, r["psnr"] - tiled[r["size"]]) for mp, r in series.get((model, "whole"), [])
+                       if r["size"] in tiled)
+        axes[1].plot([g[0] for g in gains], [g[1] for g in gains], marker="o", label=model)
+    axes[1].axhline(0, color="grey", linewidth=0.8)
+    labels = ("PSNR (dB)", "PSNR whole minus tiled (dB)", "seconds", "peak resident memory (MB)")
+    for ax, label in zip(axes, labels):
         ax.set_xlabel("megapixels")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
