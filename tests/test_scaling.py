@@ -43,7 +43,7 @@ def test_whole_is_one_forward_pass_tiled_is_not_and_finished_cases_are_kept(tmp_
     with open(out / "scaling.csv", newline="") as f:
         assert tuple(next(csv.reader(f))) == COLUMNS
     summary = {(r["mode"], r["size"]): r for r in _rows(out / "scaling.csv")}
-    assert set(summary) == {("whole", "96x64"), ("tiled", "96x64")}
+    assert set(summary) == {("whole", "96x64"), ("tiled", "96x64"), ("input", "96x64")}
     per_photo = _rows(out / "scaling_per_photo.csv")
     assert {r["photo"] for r in per_photo} == {"big"}  # the 60x60 photo is too small
     assert "Too small for a size (skipped): 96x64: small" in (out / "scaling.md").read_text()
@@ -55,6 +55,11 @@ def test_whole_is_one_forward_pass_tiled_is_not_and_finished_cases_are_kept(tmp_
     expected = metrics.psnr(restored, clean[None]).item()
     whole = next(r for r in per_photo if r["mode"] == "whole" and r["size"] == "96x64")
     assert float(whole["psnr"]) == pytest.approx(expected, abs=1e-3)
+    # the degraded crop itself is reported for reference, with the same seed
+    degraded_row = next(r for r in per_photo if r["mode"] == "input")
+    assert float(degraded_row["psnr"]) == pytest.approx(metrics.psnr(task(clean, 1)[None].clamp(0, 1), clean[None]).item(),
+                                                        abs=1e-3)
+    per_photo = [r for r in per_photo if r["mode"] != "input"]
     # tiled: 32-px tiles cannot see the whole map, so a network with a global receptive field differs
     assert float(summary[("tiled", "96x64")]["psnr"]) != pytest.approx(float(summary[("whole", "96x64")]["psnr"]), abs=1e-4)
     assert all(float(r["seconds"]) > 0 and float(r["peak_mb"]) > 50 for r in per_photo)
@@ -69,7 +74,7 @@ def test_a_photo_seen_in_training_stands_in_only_where_no_held_out_photo_fits(tm
     photos = [_photo(tmp_path, "held", 64, 64), _photo(tmp_path, "seen", 128, 96, held_out=False)]
     out = tmp_path / "out"
     run_scaling({"serpent": checkpoint}, photos, [(64, 64), (96, 96)], out, modes=("whole",), progress=False)
-    used = {(r["size"], r["photo"], r["held_out"]) for r in _rows(out / "scaling_per_photo.csv")}
+    used = {(r["size"], r["photo"], r["held_out"]) for r in _rows(out / "scaling_per_photo.csv") if r["mode"] == "whole"}
     assert used == {("64x64", "held", "True"), ("96x96", "seen", "False")}
     assert "Not held out: seen" in (out / "scaling.md").read_text()
 

@@ -31,6 +31,7 @@ from .compare import checkpoint_of
 COLUMNS = ("model", "mode", "size", "psnr", "ssim", "lpips", "seconds", "peak_mb")
 PER_PHOTO_COLUMNS = ("model", "mode", "size", "photo", "held_out", "psnr", "ssim", "lpips", "seconds", "peak_mb")
 MODES = ("whole", "tiled")
+INPUT_LABEL = "degraded input"
 DEFAULT_SIZES = ((512, 512), (1024, 1024), (1600, 1600), (2048, 1600), (2560, 1600))
 
 
@@ -159,6 +160,19 @@ def _child(spec: dict) -> dict:
     return {**scores, "seconds": seconds, "peak_mb": peak / 2 ** 20}
 
 
+def input_scores(photo: Photo, size: tuple[int, int], task: dict, seed: int) -> dict:
+    """PSNR/SSIM/LPIPS of the degraded crop itself: the line every restoration is read against."""
+    from ..engine.build import build_task
+    from ..engine.evaluate import score
+    from ..image_io import load_image
+
+    clean = load_image(photo.path, channels=3)
+    (w, h), (H, W) = size, clean.shape[-2:]
+    clean = clean[:, (H - h) // 2:(H - h) // 2 + h, (W - w) // 2:(W - w) // 2 + w].contiguous()
+    degraded = build_task(task["name"], task.get("params", {}))(clean, seed)[:3].clamp(0, 1)
+    return {k: f"{v[0]:.6g}" for k, v in score(degraded[None], clean[None], with_lpips=True).items()}
+
+
 def _read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -191,7 +205,7 @@ def run_scaling(models: dict[str, Path], photos: list[Photo], sizes: list[tuple[
     out.mkdir(parents=True, exist_ok=True)
     per_photo = out / "scaling_per_photo.csv"
     done = {(r["model"], r["mode"], r["size"], r["photo"]) for r in _read_rows(per_photo)}
-    cases, skipped = [], {}
+    cases, skipped, used = [], {}, []
     for size in sizes:
         fits = [p for p in photos if p.width >= size[0] and p.height >= size[1]]
         held_out_fits = any(p.held_out for p in fits)
@@ -201,6 +215,7 @@ def run_scaling(models: dict[str, Path], photos: list[Photo], sizes: list[tuple[
                 continue
             if held_out_fits and not photo.held_out:
                 continue  # a photo seen in training only stands in where no held-out photo is large enough
+            used.append((size, photo, seed + i))
             for label, checkpoint in models.items():
                 for mode in modes:
                     if (label, mode, size_label(size), photo.name) not in done:
@@ -216,6 +231,12 @@ def run_scaling(models: dict[str, Path], photos: list[Photo], sizes: list[tuple[
         else:
             row.update({k: f"{result[k]:.6g}" for k in ("psnr", "ssim", "lpips", "seconds", "peak_mb")})
         _append_row(per_photo, row)
+    for size, photo, photo_seed in used:  # the degraded crops themselves, for reference
+        if (INPUT_LABEL, "input", size_label(size), photo.name) not in done:
+            row = {"model": INPUT_LABEL, "mode": "input", "size": size_label(size), "photo": photo.name,
+                   "held_out": photo.held_out, **input_scores(photo, size, task, photo_seed), "seconds": "",
+                   "peak_mb": ""}
+            _append_row(per_photo, row)
     summary = summarise(_read_rows(per_photo))
     write_report(summary, _read_rows(per_photo), out, task=task, photos=photos, skipped=skipped, threads=threads,
                  tile=tile, overlap=overlap, command=command)
@@ -229,13 +250,15 @@ def summarise(rows: list[dict]) -> list[dict]:
         groups.setdefault((r["model"], r["mode"], r["size"]), []).append(r)
     out = []
     for (model, mode, size), group in groups.items():
-        errors = [r["psnr"] for r in group if r["seconds"] == ""]
+        errors = [r["psnr"] for r in group if r["seconds"] == "" and r["mode"] != "input"]
         if errors:
             out.append({"model": model, "mode": mode, "size": size, "psnr": errors[0], "ssim": "", "lpips": "",
                         "seconds": "", "peak_mb": "", "photos": len(group)})
             continue
         out.append({"model": model, "mode": mode, "size": size, "photos": len(group),
                     **{k: _mean([r[k] for r in group]) for k in ("psnr", "ssim", "lpips", "seconds", "peak_mb")}})
+        if mode == "input":
+            out[-1].update(seconds="", peak_mb="")
     return sorted(out, key=lambda r: (r["model"], r["mode"], [int(v) for v in r["size"].split("x")]))
 
 
