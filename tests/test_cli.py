@@ -86,8 +86,8 @@ def test_restore_never_writes_over_its_input(tmp_path, photos, capsys):
 
 def test_restore_without_weights_says_none_are_bundled(photos, tmp_path, capsys):
     root, _ = photos
-    code, _, err = run(["restore", root / "astronaut.png", "-o", tmp_path / "o.png", "--task", "motion_deblur"], capsys)
-    assert_one_line_error(code, err, "no bundled weights for task 'motion_deblur'")
+    code, _, err = run(["restore", root / "astronaut.png", "-o", tmp_path / "o.png", "--task", "sr8"], capsys)
+    assert_one_line_error(code, err, "no bundled weights for task 'sr8'")
     assert "pass --weights" in err
 
 
