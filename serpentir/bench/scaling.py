@@ -96,7 +96,6 @@ def check_models(models: dict[str, Path]) -> dict:
     """The task all checkpoints learnt (one-line error when they differ)."""
     from ..engine.checkpoint import read_metadata
 
-    models.update({label: checkpoint_of(path) for label, path in models.items()})
     if not models:
         raise UserError("name at least one model: --model LABEL=CHECKPOINT_OR_RUN")
     tasks = {label: read_metadata(path)["task"] for label, path in models.items()}
@@ -124,25 +123,37 @@ def measure_case(checkpoint: Path, photo: Photo, size: tuple[int, int], mode: st
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def centre_crop(path: str | Path, size: tuple[int, int]):
+    """The (3, h, w) centre crop of a photo, size = (w, h): what both the restoration and its reference see."""
+    from ..image_io import load_image
+
+    clean = load_image(path, channels=3)
+    (w, h), (H, W) = size, clean.shape[-2:]
+    top, left = (H - h) // 2, (W - w) // 2
+    return clean[:, top:top + h, left:left + w].contiguous()
+
+
+def degrade(task: dict, clean, seed: int):
+    """The crop degraded by the models' task with the photo's seed (the same pixels for every model and mode)."""
+    from ..engine.build import build_task
+
+    return build_task(task["name"], task.get("params", {}))(clean, seed)
+
+
 def _child(spec: dict) -> dict:
     """Runs in the child: crop, degrade, restore (timed, peak memory read), then score."""
     import torch
 
-    from ..engine.build import build_task
     from ..engine.checkpoint import load_checkpoint
     from ..engine.evaluate import score
     from ..engine.memory import process_status_bytes, reset_peak_rss
     from ..engine.tiling import run_tiled
-    from ..image_io import load_image
 
     torch.set_num_threads(spec["threads"])
     model, _, _ = load_checkpoint(spec["checkpoint"])
-    task = build_task(spec["task"]["name"], spec["task"].get("params", {}))
-    clean = load_image(spec["photo"], channels=3)
-    (w, h), (H, W) = spec["size"], clean.shape[-2:]
-    top, left = (H - h) // 2, (W - w) // 2
-    clean = clean[:, top:top + h, left:left + w].contiguous()
-    degraded = task(clean, spec["seed"])[None]
+    size = tuple(spec["size"])
+    clean = centre_crop(spec["photo"], size)
+    degraded = degrade(spec["task"], clean, spec["seed"])[None]
     with torch.inference_mode():
         model(torch.rand(1, degraded.shape[1], 64, 64))  # kernel load, thread pools
         del clean
@@ -155,21 +166,17 @@ def _child(spec: dict) -> dict:
         seconds = time.perf_counter() - start
         peak = process_status_bytes("VmHWM")
     restored = restored.float().clamp(0, 1)
-    clean = load_image(spec["photo"], channels=3)[:, top:top + h, left:left + w][None]
+    clean = centre_crop(spec["photo"], size)[None]  # read again: the restoration's peak did not hold it
     scores = {k: v[0] for k, v in score(restored, clean, with_lpips=True).items()}
     return {**scores, "seconds": seconds, "peak_mb": peak / 2 ** 20}
 
 
 def input_scores(photo: Photo, size: tuple[int, int], task: dict, seed: int) -> dict:
     """PSNR/SSIM/LPIPS of the degraded crop itself: the line every restoration is read against."""
-    from ..engine.build import build_task
     from ..engine.evaluate import score
-    from ..image_io import load_image
 
-    clean = load_image(photo.path, channels=3)
-    (w, h), (H, W) = size, clean.shape[-2:]
-    clean = clean[:, (H - h) // 2:(H - h) // 2 + h, (W - w) // 2:(W - w) // 2 + w].contiguous()
-    degraded = build_task(task["name"], task.get("params", {}))(clean, seed)[:3].clamp(0, 1)
+    clean = centre_crop(photo.path, size)
+    degraded = degrade(task, clean, seed)[:3].clamp(0, 1)
     return {k: f"{v[0]:.6g}" for k, v in score(degraded[None], clean[None], with_lpips=True).items()}
 
 
@@ -200,6 +207,7 @@ def run_scaling(models: dict[str, Path], photos: list[Photo], sizes: list[tuple[
     """Measure every (model, mode, size, photo) not yet in OUT/scaling_per_photo.csv; write the report."""
     from tqdm import tqdm
 
+    models = {label: checkpoint_of(path) for label, path in models.items()}  # run folders -> their checkpoints
     task = check_models(models)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

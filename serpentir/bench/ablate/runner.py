@@ -54,13 +54,21 @@ def train_variant(variant: Variant, run_dir: Path, *, progress: bool = True) -> 
 
 
 def model_knobs(checkpoint: Path) -> tuple[str, dict]:
-    """The architecture name and its study knobs, read from the trained model itself."""
-    from ...engine.checkpoint import load_checkpoint
+    """The architecture name and its study knobs, read from the model the checkpoint describes.
 
-    model, _, meta = load_checkpoint(checkpoint)
+    The model is built on the meta device from the checkpoint's metadata: its full configuration
+    (registered defaults included) without reading the weights, which measure_run loads anyway.
+    """
+    import torch
+
+    from ...models import create_model
+
+    arch = read_metadata(checkpoint)["model"]
+    with torch.device("meta"):
+        model = create_model(arch["name"], **arch.get("kwargs", {}))
     config = getattr(model, "config", None)
     knobs = {k: getattr(config, k, None) for k in KNOBS}
-    return meta["model"]["name"], knobs
+    return arch["name"], knobs
 
 
 def score_variant(name: str, run_dir: Path, items, cache_key: dict, *, latency_size: int | None, threads: int | None,
@@ -119,7 +127,9 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
     cache_key = {"val_dir": str(study.val_dir.resolve()), "photos": photos, "seed": seed}
 
     selected = [v for v in study.variants if not only or v.name in only]
+    own = {o.split("=")[0] for v in study.variants for o in v.overrides}  # what the variants are meant to vary
     results: list[VariantResult] = []
+    configs: dict[str, dict] = {}  # each scored variant's saved training config
     for variant in tqdm(selected, desc=f"ablate {study.name}", unit="variant", disable=not progress):
         run_dir = study.run_dir(variant, runs_dir)
         if train:
@@ -128,9 +138,8 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
             continue  # --no-train: report what exists
         results.append(score_variant(variant.name, run_dir, items, cache_key, latency_size=latency_size,
                                      threads=threads))
-        own = {o.split("=")[0] for v in study.variants for o in v.overrides}  # what the variants are meant to vary
-        differences = [d for d in protocol_differences({r.variant: read_metadata(r.run_dir / LAST_CHECKPOINT)["config"]
-                                                        for r in results}) if d.split(":")[0] not in own]
+        configs[variant.name] = read_metadata(run_dir / LAST_CHECKPOINT)["config"]
+        differences = [d for d in protocol_differences(configs) if d.split(":")[0] not in own]
         write_report(study, results, references, task, out_dir, photos=photos, differences=differences,
                      command=command, threads=threads, latency_size=latency_size)
     if not results:
