@@ -18,7 +18,7 @@ import yaml
 
 from ..errors import UserError
 
-LOSSES = ("l1", "charbonnier")
+LOSSES = ("l1", "charbonnier", "psnr")
 AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -66,8 +66,9 @@ class OptimSection:
     betas: list = field(default_factory=lambda: [0.9, 0.99])
     warmup_steps: int = 100
     grad_clip: Union[float, None] = 1.0
-    loss: str = "l1"
+    loss: str = "l1"  # psnr: each image's own log-MSE, so mild degradations weigh as much as noise
     charbonnier_eps: float = 1e-3
+    fft_weight: float = 0.0  # adds this x L1 of the 2-D spectra (the deblurring literature's frequency term)
 
 
 @dataclass
@@ -80,7 +81,7 @@ class TrainConfig:
     optim: OptimSection = field(default_factory=OptimSection)
     steps: int = 2000
     ema_decay: float = 0.999  # 0 turns the EMA off
-    amp: str = "none"  # bf16 / fp16 autocast, on CUDA only
+    amp: str = "none"  # bf16 autocast (CUDA, or a CPU with native bf16) / fp16 (CUDA only)
     val_every: int = 500
     ckpt_every: int = 1000
     log_every: int = 10

@@ -70,13 +70,32 @@ def train(config: TrainConfig, *, stop_after: int | None = None, log: Callable[[
         shutdown_distributed(ctx, wait=finished)
 
 
-def make_loss(name: str, eps: float = 1e-3) -> Callable[[Tensor, Tensor], Tensor]:
-    """l1, or Charbonnier (a smooth L1: sqrt(d^2 + eps^2), differentiable at 0)."""
+def make_loss(name: str, eps: float = 1e-3, fft_weight: float = 0.0) -> Callable[[Tensor, Tensor], Tensor]:
+    """l1; Charbonnier (a smooth L1: sqrt(d^2 + eps^2)); or psnr, the mean of each image's log-MSE.
+
+    l1 and Charbonnier average errors over the batch, so a noisy crop's large error drowns a mildly
+    blurred crop's; the PSNR loss (NAFNet's) weighs every image by its own error. `fft_weight` adds
+    that weight times the mean absolute difference of the 2-D spectra (orthonormal FFT).
+    """
     if name == "l1":
-        return F.l1_loss
-    if name == "charbonnier":
-        return lambda pred, target: torch.sqrt((pred - target) ** 2 + eps * eps).mean()
-    raise UserError(f"unknown loss {name!r}; use l1 or charbonnier")
+        base = F.l1_loss
+    elif name == "charbonnier":
+        def base(pred: Tensor, target: Tensor) -> Tensor:
+            return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
+    elif name == "psnr":
+        def base(pred: Tensor, target: Tensor) -> Tensor:
+            mse = (pred - target).pow(2).flatten(1).mean(1)
+            return 10.0 * torch.log10(mse + 1e-8).mean()  # minus the PSNR of a [0, 1] image, averaged
+    else:
+        raise UserError(f"unknown loss {name!r}; use l1, charbonnier or psnr")
+    if not fft_weight:
+        return base
+
+    def with_spectrum(pred: Tensor, target: Tensor) -> Tensor:
+        spectrum = torch.fft.rfft2(pred - target, norm="ortho")
+        return base(pred, target) + fft_weight * torch.view_as_real(spectrum).abs().mean()
+
+    return with_spectrum
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -124,7 +143,7 @@ class _Run:
         self.ema = ModelEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
         o = config.optim
         self.optimizer = torch.optim.AdamW(param_groups(self.model, o.weight_decay), lr=o.lr, betas=tuple(o.betas))
-        self.loss_fn = make_loss(o.loss, o.charbonnier_eps)
+        self.loss_fn = make_loss(o.loss, o.charbonnier_eps, o.fft_weight)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
