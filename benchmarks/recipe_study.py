@@ -14,7 +14,7 @@ and rerun at any time; the report is rewritten after every run.
 
     python benchmarks/recipe_study.py --corpus runs/corpus1600 --out docs/recipe_study --runs runs/recipe \\
         --base configs/bundled/general.yaml --init-from serpentir/weights/general.safetensors \\
-        --variant charbonnier= --variant psnr=optim.loss=psnr --seeds 0,1 --steps 400
+        --variant charbonnier= --variant psnr=optim.loss=psnr --seeds 0,1 --steps 500
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--base", required=True, help="the base training config")
     ap.add_argument("--init-from", default=None, help="weights every run starts from (default: the config's)")
     ap.add_argument("--variant", action="append", required=True,
-                    help="NAME=override[,override...]; the first is the reference")
+                    help="'NAME=override [override ...]' (space-separated); the first is the reference")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate of every run (default: the config's)")
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     variants = {}
     for spec in args.variant:
         name, _, rest = spec.partition("=")
-        variants[name] = [o for o in rest.split(",") if o]
+        variants[name] = rest.split()
     seeds = [int(s) for s in args.seeds.split(",")]
     photos = load_val_photos(choice_dir, max_side=args.max_side)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ Ranges (intensities in [0, 1] units; /255 gives 8-bit levels):
 - sr4 / sr2: bicubic, bilinear or area downscaling, half of the images blurred first (Gaussian
   sigma 0.2-1.0 times the scale / 2), bicubic back to full size.
 - general: 10% clean; otherwise a chain blur -> noise -> JPEG where each stage is present with
-  probability 1/2 (at least one): blur as deblur's (sigma 0.3-3, shake 7-21 px), Gaussian noise
+  probability 1/2 (at least one; `stage_odds` sets other chances): blur as deblur's (sigma 0.3-3, shake 7-21 px), Gaussian noise
   sigma 1-30/255 or Poisson-Gaussian, JPEG quality 20-95 with 4:2:0 chroma.
 """
 
@@ -206,19 +206,25 @@ class General(BlindDegradation):
     """What an unknown photo may have: a random chain blur -> noise -> JPEG, about 10% left clean."""
 
     def __init__(self, clean_share: float = 0.1, max_noise: float = 30 / 255, min_quality: int = 20,
-                 name: str = "general") -> None:
+                 stage_odds: tuple[float, float, float] | None = None, name: str = "general") -> None:
         if not 0 <= clean_share < 1:
             raise ValueError(f"clean_share is a probability below 1, not {clean_share}")
         _check_range("max_noise", 1 / 255, max_noise)
         if not isinstance(min_quality, int) or not 1 <= min_quality <= 95:
             raise ValueError(f"min_quality must be an integer in 1..95, not {min_quality!r}")
-        super().__init__(name, clean_share=float(clean_share), max_noise=float(max_noise), min_quality=min_quality)
+        params = dict(clean_share=float(clean_share), max_noise=float(max_noise), min_quality=min_quality)
+        if stage_odds is not None:  # chances of the blur, noise and JPEG stages (default 1/2 each)
+            odds = [float(v) for v in stage_odds]
+            if len(odds) != 3 or not all(0 <= v <= 1 for v in odds) or not any(odds):
+                raise ValueError(f"stage_odds are three probabilities (blur, noise, JPEG), not all 0, got {stage_odds!r}")
+            params["stage_odds"] = odds
+        super().__init__(name, **params)
 
     def sample(self, seed: int) -> dict:
         p, d = self.params, _Draws(seed)
         if d.chance(p["clean_share"]):
             return {}
-        stages = [d.chance(0.5) for _ in range(3)]
+        stages = [d.chance(odds) for odds in p.get("stage_odds", (0.5, 0.5, 0.5))]
         if not any(stages):
             stages[d.integer(0, 2)] = True
         params: dict = {}
