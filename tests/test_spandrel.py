@@ -267,6 +267,6 @@ def test_install_twice_and_no_false_detection(spandrel):
     with pytest.raises(spandrel.DuplicateArchitectureError):
         install()
     assert install(ignore_duplicates=True) == []
-    from spandrel.architectures.ESRGAN import RRDBNet
+    from spandrel.architectures.ESRGAN import ESRGAN
 
-    assert not detect(RRDBNet(in_nc=3, out_nc=3, num_filters=8, num_blocks=1).state_dict())
+    assert not detect(ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1).state_dict())

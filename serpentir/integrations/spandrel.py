@@ -174,7 +174,7 @@ def upscale_then_restore(model: nn.Module, image: Tensor, scale: int) -> Tensor:
     return model(up)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: spandrel clamps the result in place afterwards
 def restore_masked(model: nn.Module, image: Tensor, mask: Tensor, fill: str = "zero") -> Tensor:
     """An inpainting model on (image, mask): holes (mask 1) filled as in training, the mask appended as a channel.
 
