@@ -10,6 +10,7 @@ import json
 import random
 import subprocess
 import sys
+from types import MappingProxyType
 
 import pytest
 import torch
@@ -22,10 +23,10 @@ from serpentir.degradations import down_up, downscale
 from serpentir.integrations.spandrel import (ARCH_ID, SUPPORTS_BFLOAT16, SUPPORTS_HALF, build, bundled_weight_files,
                                              describe, detect, install, known_checkpoints, restore_masked,
                                              select_weights, upscale_then_restore)
-from serpentir.models.from_state_dict import NotSerpentError, full_config, named_configuration, recover_serpent
+from serpentir.models.from_state_dict import CONFIG_KEYS, NotSerpentError, full_config, named_configuration, recover_serpent
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-BUNDLED = {p.stem: p for p in bundled_weight_files()}
+BUNDLED = MappingProxyType({p.stem: p for p in bundled_weight_files()})  # read-only
 
 
 def _photo(h: int, w: int) -> torch.Tensor:
@@ -74,9 +75,11 @@ def _restore_reference(task: str, model=None) -> tuple[torch.Tensor, torch.Tenso
 
 @pytest.fixture(scope="module")
 def sr_checkpoint(tmp_path_factory):
-    """A real training checkpoint (model and EMA weights): two steps of `serpentir train` on sr4."""
+    """A real training checkpoint (model and EMA weights): two steps of `serpentir train` on sr4, with the two
+    settings shapes cannot tell exactly: scan order cross, expand 2.3 (shapes give any ratio that rounds alike)."""
     out = tmp_path_factory.mktemp("train")
     subprocess.run([sys.executable, "-m", "serpentir", "train", "task.name=sr4", "model.name=serpent-t", "steps=2",
+                    "model.kwargs.order=cross", "model.kwargs.expand=2.3",
                     "data.crop_size=24", "data.batch_size=2", "data.num_workers=0", "progress=false",
                     "tensorboard=false", "lpips_at_end=false", "val_every=2", "ckpt_every=2", "data.max_val_images=1",
                     "data.val_crop_size=32", "ema_decay=0.5", "optim.lr=0.02", "--out-dir", str(out)],
@@ -93,15 +96,14 @@ def test_bundled_architecture_is_recovered_from_shapes_alone(stem):
 
 
 def _random_config(rng: random.Random) -> dict:
-    directions = rng.choice([1, 2, 4])
     out_channels = rng.choice([1, 3])
-    return dict(embed_dim=rng.choice([8, 12, 16, 20]), depths=tuple(rng.choice([0, 1, 2]) for _ in range(rng.randint(1, 3))),
+    return dict(embed_dim=rng.choice([8, 12, 16, 20]), depths=tuple(rng.choice([1, 1, 2, 0]) for _ in range(rng.randint(1, 3))),
                 bottleneck_depth=rng.choice([0, 1, 2]), patch_size=rng.choice([1, 2, 3]), d_state=rng.choice([2, 4, 8]),
-                expand=rng.choice([1.0, 1.5, 2.0, 2.3]), directions=directions, out_channels=out_channels,
+                expand=rng.choice([1.0, 1.5, 2.0, 2.3]), directions=rng.choice([1, 2, 4]), out_channels=out_channels,
                 in_channels=out_channels + rng.choice([0, 1]), order=rng.choice(["diagonal", "cross"]))
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(10))
 def test_random_configurations_round_trip_through_shapes(seed):
     """create -> state dict -> shapes only -> recovered settings -> create -> strict load -> the same outputs."""
     config = _random_config(random.Random(seed))
@@ -109,7 +111,13 @@ def test_random_configurations_round_trip_through_shapes(seed):
     original = serpentir.create_model("serpent-b", **config).eval()
     shapes = {k: tuple(v.shape) for k, v in original.state_dict().items()}
     order = config["order"] if config["directions"] == 4 else "diagonal"  # the one setting shapes do not hold
-    name, overrides = named_configuration(recover_serpent(shapes, order=order))
+    recovered = recover_serpent(shapes, order=order)
+    same = [k for k in CONFIG_KEYS if k not in ("expand", "order", "directions", "d_state")]
+    if sum(config["depths"]) + config["bottleneck_depth"]:  # without VSS blocks these three have no tensors
+        same += ["directions", "d_state"]
+        assert int(recovered["expand"] * config["embed_dim"]) == int(config["expand"] * config["embed_dim"])
+    assert {k: recovered[k] for k in same} == {k: config[k] for k in same}
+    name, overrides = named_configuration(recovered)
     rebuilt = serpentir.create_model(name, **overrides).eval()
     rebuilt.load_state_dict(original.state_dict(), strict=True)
     x = torch.rand(1, config["in_channels"], 19, 23)
@@ -182,9 +190,21 @@ def test_a_training_checkpoint_is_its_ema_weights_and_known_only_when_listed(sr_
     assert picked.keys() == {k[4:] for k in state if k.startswith("ema.")}
     assert all(torch.equal(v, state["ema." + k]) for k, v in picked.items())
     assert any(not torch.equal(v, state["model." + k]) for k, v in picked.items())
-    assert (describe(state, known_checkpoints()).purpose, describe(state).scale) == ("Restoration", 1)
+    unlisted = describe(state, known_checkpoints())
+    assert (unlisted.purpose, unlisted.scale) == ("Restoration", 1) and "scan order assumed diagonal" in unlisted.tags
     listed = describe(state, known_checkpoints([sr_checkpoint]))
     assert (listed.purpose, listed.scale, listed.task) == ("SR", 4, "sr4")
+    assert (listed.overrides["order"], listed.overrides["expand"]) == ("cross", 2.3)  # from the metadata
+    clean = _photo(64, 76)[0]
+    ref = serpentir.restore(down_up(clean, 4), model=sr_checkpoint)
+    outputs = []
+    for d in (listed, unlisted):
+        model = build(d)
+        model.load_state_dict(picked, strict=True)
+        with torch.no_grad():
+            outputs.append(upscale_then_restore(model, downscale(clean, 4)[None], d.scale if d.scale > 1 else 4))
+    assert torch.equal(outputs[0].clamp(0, 1)[0], ref)
+    assert not torch.equal(outputs[1].clamp(0, 1)[0], ref)  # the assumed diagonal order is another network
 
 
 def test_precision_flags_match_the_measurement():
@@ -239,10 +259,8 @@ def test_spandrel_loads_every_bundled_file_as_serpentir_restores_it(spandrel, st
 
 
 def test_spandrel_loads_a_training_checkpoint(spandrel, sr_checkpoint):
-    plain = spandrel.ModelLoader().load_from_file(sr_checkpoint)  # unknown file: a same-size model on its EMA weights
-    assert (plain.purpose, plain.scale) == ("Restoration", 1)
-    clean = _photo(64, 76)[0]
-    assert torch.equal(plain(down_up(clean, 4)[None])[0], serpentir.restore(down_up(clean, 4), model=sr_checkpoint))
+    plain = spandrel.ModelLoader().load_from_file(sr_checkpoint)  # not listed: shapes only, a same-size model
+    assert (plain.purpose, plain.scale) == ("Restoration", 1) and "scan order assumed diagonal" in plain.tags
     registry = spandrel.ArchRegistry()
     install(checkpoints=[sr_checkpoint], registry=registry)
     listed = spandrel.ModelLoader(registry=registry).load_from_file(sr_checkpoint)

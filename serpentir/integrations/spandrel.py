@@ -26,12 +26,17 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.from_state_dict import CONFIG_KEYS, full_config, looks_like_serpent, named_configuration, recover_serpent
+from ..models.from_state_dict import (builds_these_shapes, full_config, looks_like_serpent, named_configuration,
+                                      recover_serpent)
+
+if TYPE_CHECKING:
+    from spandrel import ArchRegistry, ArchSupport
 
 ARCH_ID = "Serpent"
 WEIGHT_PREFIXES = ("ema.", "model.", "")  # a training checkpoint holds both; its EMA weights are the ones to use
@@ -132,15 +137,15 @@ def known_checkpoints(paths: Iterable[str | Path] = ()) -> dict[str, CheckpointI
 
 def describe(state: Mapping[str, Tensor], known: Mapping[str, CheckpointInfo] | None = None) -> SerpentDescription:
     """What this (whole-file) state dict is: architecture from its shapes, task from `known` by digest."""
-    info = (known or {}).get(tensors_digest(state)) if known else None
+    info = known.get(tensors_digest(state)) if known else None
     weights = select_weights(state)
-    order = full_config(info.model_name, info.model_kwargs)["order"] if info else "diagonal"
-    config = recover_serpent(weights, order=order)
-    if info is not None:
+    config = recover_serpent(weights)
+    if info is not None:  # the recorded settings win (the scan order, expand as written), if they fit the tensors
         recorded = full_config(info.model_name, info.model_kwargs)
-        wrong = [k for k in CONFIG_KEYS if k not in ("in_channels", "out_channels") and recorded[k] != config[k]]
-        if wrong:  # channels are left out: a checkpoint may record them as its image channels, not as kwargs
-            raise ValueError(f"metadata and tensor shapes disagree on {', '.join(wrong)}")
+        recorded.update(in_channels=config["in_channels"], out_channels=config["out_channels"])  # not always recorded
+        if not builds_these_shapes(recorded, weights):
+            raise ValueError(f"the metadata's model {info.model_name} {info.model_kwargs} does not fit the tensors")
+        config = recorded
     name, overrides = named_configuration(config)
     extra = config["in_channels"] - config["out_channels"]
     params = info.task_params if info else {}
@@ -156,6 +161,8 @@ def describe(state: Mapping[str, Tensor], known: Mapping[str, CheckpointInfo] | 
     tags = [name, f"{config['embed_dim']}nf", "depths " + "-".join(map(str, config["depths"])),
             f"d_state {config['d_state']}", f"{config['directions']} directions",
             f"task {info.task}" if info else "task unknown (not a known file)"]
+    if info is None and config["directions"] == 4:
+        tags.append("scan order assumed diagonal")  # cross has the same tensors; only metadata tells them apart
     return SerpentDescription(name, overrides, purpose, scale, config["out_channels"], config["out_channels"],
                               multiple, info.task if info else None, fill, tags)
 
@@ -190,7 +197,8 @@ def restore_masked(model: nn.Module, image: Tensor, mask: Tensor, fill: str = "z
     return model(torch.cat([image * (1 - mask) + value * mask, mask], dim=1))
 
 
-def install(*, checkpoints: Iterable[str | Path] = (), ignore_duplicates: bool = False, registry=None) -> list:
+def install(*, checkpoints: Iterable[str | Path] = (), ignore_duplicates: bool = False,
+            registry: ArchRegistry | None = None) -> list[ArchSupport]:
     """Register Serpent with spandrel's MAIN_REGISTRY (or `registry`); returns the ArchSupport entries added.
 
     checkpoints: your own serpentir weights files whose task (e.g. an SR scale) spandrel should know;

@@ -78,6 +78,15 @@ def recover_serpent(state: Mapping[str, object], order: str = "diagonal") -> dic
     return config
 
 
+def builds_these_shapes(config: Mapping, state: Mapping[str, object]) -> bool:
+    """Whether create_model(**config) has exactly this state dict's keys and shapes (e.g. a config from metadata)."""
+    try:
+        _check_builds_the_same(dict(config), shapes_of(state))
+    except NotSerpentError:
+        return False
+    return True
+
+
 def named_configuration(config: Mapping) -> tuple[str, dict]:
     """(registered serpent-* name, overrides): the named size needing the fewest overrides to give `config`."""
     best = None
