@@ -256,6 +256,8 @@ def test_spandrel_loads_every_bundled_file_as_serpentir_restores_it(spandrel, st
     assert out.shape[-2:] == ref.shape[-2:] and torch.equal(out[0], ref)
     with pytest.raises(spandrel.UnsupportedDtypeError):
         model.half()
+    low = model.bfloat16()(*(a.bfloat16() for a in args))  # the call's own steps (upscale, fill) in bfloat16 too
+    assert low.dtype == torch.bfloat16 and (low[0].float() - ref).abs().max() < 0.05
 
 
 def test_spandrel_loads_a_training_checkpoint(spandrel, sr_checkpoint):
