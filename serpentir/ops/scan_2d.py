@@ -30,10 +30,9 @@ from torch import Tensor
 
 from .flops import active_recorder
 from .scan_2d_cpu import scan_2d_cpu
-from .scan_cpu_build import cpu_kernel_ops
-from .scan_reference import compute_dtype
+from .scan_core import BACKEND_ENV, compute_dtype, cpu_kernel_ops, resolve_backend
 from .scan_walks import Walk
-from .selective_scan import BACKEND_ENV, resolve_backend, selective_scan
+from .selective_scan import selective_scan
 
 
 def resolve_backend_2d(backend: str, u: Tensor) -> str:
