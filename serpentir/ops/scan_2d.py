@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .flops import active_recorder
 from .scan_2d_cpu import scan_2d_cpu
-from .scan_core import BACKEND_ENV, compute_dtype, cpu_kernel_ops, resolve_backend
+from .scan_core import BACKEND_ENV, compute_dtype, cpu_kernel_ops, log_backend_choice, resolve_backend
 from .scan_walks import Walk
 from .selective_scan import selective_scan
 
@@ -40,6 +40,7 @@ def resolve_backend_2d(backend: str, u: Tensor) -> str:
     if backend == "auto":
         backend = os.environ.get(BACKEND_ENV, "auto") or "auto"
     if backend == "auto" and u.device.type == "cpu" and cpu_kernel_ops() is not None:
+        log_backend_choice("cpu", "cpu")
         return "cpu"
     return resolve_backend(backend, u)
 

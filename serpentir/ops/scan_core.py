@@ -36,8 +36,8 @@ BACKEND_NAMES = ("ref", "chunked", "cuda", "cpu", "export")  # selective_scan.BA
 CoreScan = Callable[..., tuple[Tensor, Tensor]]
 
 __all__ = ["BACKEND_ENV", "BACKEND_NAMES", "DISABLE_ENV", "KernelLoad", "available_backends", "compute_dtype",
-           "cpu_kernel_error", "cpu_kernel_load", "cpu_kernel_ops", "kernel_disabled", "require_cpu_kernel",
-           "resolve_backend", "run_core_scan"]
+           "cpu_kernel_error", "cpu_kernel_load", "cpu_kernel_ops", "kernel_disabled", "log_backend_choice",
+           "require_cpu_kernel", "resolve_backend", "run_core_scan"]
 
 
 def compute_dtype(x: Tensor) -> torch.dtype:
@@ -130,7 +130,8 @@ def available_backends(device: torch.device | str = "cpu") -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _log_choice(backend: str, device_type: str) -> None:
+def log_backend_choice(backend: str, device_type: str) -> None:
+    """Say once per process (with -v) which backend 'auto' chose on a device."""
     log.info("selective scan: using the %r backend on %s", backend, device_type)
 
 
@@ -140,7 +141,7 @@ def resolve_backend(backend: str, u: Tensor) -> str:
         backend = os.environ.get(BACKEND_ENV, "auto") or "auto"
     if backend == "auto":
         backend = available_backends(u.device)[0]
-        _log_choice(backend, u.device.type)
+        log_backend_choice(backend, u.device.type)
     if backend not in BACKEND_NAMES:
         raise ValueError(f"unknown selective-scan backend {backend!r}; choose from auto, {', '.join(BACKEND_NAMES)}")
     if backend == "cuda" and not u.is_cuda:
