@@ -41,7 +41,7 @@ def _with_kernel() -> dict:
     names = {v: f"serpentir.ops._scan_kernel_{v}" for v in kb.VARIANTS}
     flags = {v: kb.compile_flags(v) + ["-g0"] for v in kb.VARIANTS}  # -g0: Python's own -g made 10 MB libraries
     extensions = [CppExtension(names[v], sources, include_dirs=[str(kb.CSRC)], extra_compile_args={"cxx": flags[v]},
-                               extra_link_args=kb.LINK_FLAGS) for v in kb.VARIANTS]
+                               extra_link_args=list(kb.LINK_FLAGS)) for v in kb.VARIANTS]
 
     class BuildKernels(BuildExtension):
         """Each variant compiles in its own temp folder (same sources, other flags), then the manifest."""
@@ -61,7 +61,7 @@ def _with_kernel() -> dict:
             libraries = {v: Path(self.get_ext_fullpath(names[v])).name for v in kb.VARIANTS}
             manifest = {"torch": torch.__version__, "torch_git": str(torch.version.git_version),
                         "python": kb.python_tag(), "sources": kb.sources_digest(),
-                        "flags": {v: flags[v] + kb.LINK_FLAGS for v in kb.VARIANTS},
+                        "flags": {v: flags[v] + list(kb.LINK_FLAGS) for v in kb.VARIANTS},
                         "libraries": libraries}
             target = Path(self.get_ext_fullpath(names[kb.VARIANTS[0]])).parent / "_scan_kernels.json"
             target.write_text(json.dumps(manifest, indent=1) + "\n")

@@ -30,7 +30,7 @@ CSRC = Path(__file__).with_name("csrc")
 SOURCES = [CSRC / "selective_scan_cpu.cpp", CSRC / "scan_2d_cpu.cpp"]
 HEADERS = [CSRC / "simd_pack.h", CSRC / "block_params.h", CSRC / "scan_steps.h"]
 VARIANTS = ("avx2", "generic")  # AVX2+FMA packs, or plain loops the compiler may vectorise
-LINK_FLAGS = ["-fopenmp"]
+LINK_FLAGS = ("-fopenmp",)  # a tuple: torch appends its -L/-l flags to the list it is given
 
 
 def kernel_disabled() -> bool:
@@ -68,7 +68,7 @@ def python_tag() -> str:
 
 def build_key(variant: str) -> str:
     """Digest of everything that makes a first-use build differ (see the module docstring)."""
-    parts = [sources_digest(), " ".join(compile_flags(variant) + LINK_FLAGS), torch.__version__,
+    parts = [sources_digest(), " ".join(compile_flags(variant) + list(LINK_FLAGS)), torch.__version__,
              str(torch.version.git_version), python_tag(), str(Path(__file__).resolve().parent)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -121,5 +121,5 @@ def _compile(name: str, variant: str, folder: Path) -> None:
     from torch.utils import cpp_extension
 
     cpp_extension.load(name=name, sources=[str(s) for s in SOURCES], extra_cflags=compile_flags(variant),
-                       extra_ldflags=LINK_FLAGS, extra_include_paths=[str(CSRC)], build_directory=str(folder),
+                       extra_ldflags=list(LINK_FLAGS), extra_include_paths=[str(CSRC)], build_directory=str(folder),
                        is_python_module=False, verbose=os.environ.get("SERPENTIR_VERBOSE_BUILD") == "1")

@@ -32,7 +32,7 @@ def manifest_mismatch(manifest: dict) -> str | None:
 def load_shipped() -> tuple[Path | None, str]:
     """(the loaded library, "") or (None, why not); loads at most the variant that suits this CPU."""
     if not MANIFEST.exists():
-        return None, "none in this install (a source checkout, or a wheel built without torch)"
+        return None, "none in this install: a source checkout, or a wheel built without torch"
     manifest = json.loads(MANIFEST.read_text())
     mismatch = manifest_mismatch(manifest)
     if mismatch:
