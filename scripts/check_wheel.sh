@@ -13,7 +13,10 @@ stamp() { date +%s; }
 
 if [ -z "${WHEEL:-}" ]; then
     t0=$(stamp)
-    (cd "$repo" && MAX_JOBS="${MAX_JOBS:-1}" "$python" -m pip wheel . --no-build-isolation --no-deps -w "$work/dist" -q)
+    # from a copy of the working tree without build outputs, so nothing compiled earlier is reused
+    rm -rf "$work/src" && mkdir -p "$work/src"
+    (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work/src")
+    (cd "$work/src" && MAX_JOBS="${MAX_JOBS:-1}" "$python" -m pip wheel . --no-build-isolation --no-deps -w "$work/dist" -q)
     echo "wheel built in $(( $(stamp) - t0 )) s"
     WHEEL="$(ls -t "$work"/dist/serpentir-*.whl | head -1)"
 fi
