@@ -1,6 +1,6 @@
 """The compiled CPU backend against the sequential reference, and the fallback when it is unavailable.
 
-This module builds the C++ kernel once (50-90 s on a fresh machine, then torch's cache); the rest of
+This module loads the C++ kernel (a first-use build, 50-90 s on a fresh machine, then its cache); the rest of
 the suite runs with SERPENTIR_DISABLE_CPU_KERNEL=1 (tests/conftest.py) so that it never builds.
 """
 
