@@ -12,13 +12,13 @@ os.environ.setdefault("SERPENTIR_DISABLE_CPU_KERNEL", "1")
 @pytest.fixture(scope="module")
 def compiled_kernel():
     """Enable and build the compiled CPU scans for one test module; a machine that cannot build them fails, loudly."""
-    import serpentir.ops.scan_cpu_build as scan_cpu_build
+    import serpentir.ops.scan_core as scan_core
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(scan_cpu_build.DISABLE_ENV, raising=False)
+        mp.delenv(scan_core.DISABLE_ENV, raising=False)
         mp.delenv("SERPENTIR_SCAN_BACKEND", raising=False)
-        if scan_cpu_build.cpu_kernel_ops() is None:
-            pytest.fail(f"the compiled CPU scan failed to build: {scan_cpu_build.cpu_kernel_error()}")
+        if scan_core.cpu_kernel_ops() is None:
+            pytest.fail(f"the compiled CPU scan failed to build: {scan_core.cpu_kernel_error()}")
         yield
 
 

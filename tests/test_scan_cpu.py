@@ -1,6 +1,6 @@
 """The compiled CPU backend against the sequential reference, and the fallback when it is unavailable.
 
-This module builds the C++ kernel once (50-90 s on a fresh machine, then torch's cache); the rest of
+This module loads the C++ kernel (a first-use build, 50-90 s on a fresh machine, then its cache); the rest of
 the suite runs with SERPENTIR_DISABLE_CPU_KERNEL=1 (tests/conftest.py) so that it never builds.
 """
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_selective_scan import CASES, assert_matches_ref, make_inputs, run
 
-import serpentir.ops.scan_cpu_build as scan_cpu_build
+import serpentir.ops.scan_core as scan_core
 from serpentir.ops import available_backends, resolve_backend, selective_scan, selective_scan_ref
 from serpentir.ops.scan_cpu import selective_scan_cpu
 
@@ -164,31 +164,39 @@ def test_dispatcher_prefers_the_compiled_backend_on_cpu(monkeypatch):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_disabled_kernel_falls_back_to_chunked(monkeypatch, caplog):
-    monkeypatch.setenv(scan_cpu_build.DISABLE_ENV, "1")
+@pytest.fixture
+def fresh_load():
+    """Forget this process's kernel load before and after the test (the library itself stays loaded)."""
+    scan_core.cpu_kernel_load.cache_clear()
+    scan_core._log_disabled.cache_clear()
+    yield
+    scan_core.cpu_kernel_load.cache_clear()
+
+
+def test_disabled_kernel_falls_back_to_chunked(monkeypatch, caplog, fresh_load):
+    monkeypatch.setenv(scan_core.DISABLE_ENV, "1")
     monkeypatch.delenv("SERPENTIR_SCAN_BACKEND", raising=False)
-    monkeypatch.setattr(scan_cpu_build, "_attempt", {})
     with caplog.at_level(logging.INFO, logger="serpentir.scan"):
         assert available_backends("cpu") == ["chunked", "ref"]
         assert resolve_backend("auto", torch.zeros(1, 2, 3)) == "chunked"
-    lines = [r for r in caplog.records if scan_cpu_build.DISABLE_ENV in r.getMessage()]
-    assert len(lines) == 1
+    lines = [r for r in caplog.records if scan_core.DISABLE_ENV in r.getMessage()]
+    assert len(lines) == 1 and "fallback: chunked PyTorch" in lines[0].getMessage()
     with pytest.raises(RuntimeError, match="'cpu' selective-scan backend is unavailable"):
         selective_scan(**make_inputs(batch=1, dim=2, L=3, N=2), backend="cpu")
 
 
-def test_failed_build_warns_once_and_falls_back(monkeypatch, caplog):
-    """No compiler (simulated): one warning for the whole process, and 'auto' uses 'chunked'."""
-    monkeypatch.delenv(scan_cpu_build.DISABLE_ENV, raising=False)
+def test_failed_build_warns_once_and_falls_back(monkeypatch, caplog, fresh_load):
+    """No shipped binary and no compiler (simulated): one warning for the whole process, and 'auto' uses 'chunked'."""
+    monkeypatch.delenv(scan_core.DISABLE_ENV, raising=False)
     monkeypatch.delenv("SERPENTIR_SCAN_BACKEND", raising=False)
-    monkeypatch.setattr(scan_cpu_build, "_attempt", {})
     calls = []
 
-    def no_compiler():
+    def no_compiler(root=None):
         calls.append(1)
         raise RuntimeError("Error building extension: c++: command not found")
 
-    monkeypatch.setattr(scan_cpu_build, "_build_and_load", no_compiler)
+    monkeypatch.setattr(scan_core.scan_cpu_shipped, "load_shipped", lambda: (None, "none in this install"))
+    monkeypatch.setattr(scan_core.scan_cpu_build, "build_and_load", no_compiler)
     with caplog.at_level(logging.WARNING, logger="serpentir.scan"):
         for _ in range(3):
             assert available_backends("cpu")[0] == "chunked"
@@ -196,5 +204,17 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch, caplog):
         torch.testing.assert_close(selective_scan(**inputs), selective_scan_ref(**inputs), rtol=1e-5, atol=1e-5)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(calls) == 1 and len(warnings) == 1
-    assert "falling back to the 'chunked' backend" in warnings[0].getMessage()
+    assert "fallback: chunked PyTorch" in warnings[0].getMessage()
     assert "command not found" in warnings[0].getMessage()
+    assert "command not found" in scan_core.cpu_kernel_error()
+
+
+def test_verbose_log_names_the_path_taken(caplog, fresh_load):
+    """What `-v` prints: the shipped binary, or where the first-use build lives."""
+    with caplog.at_level(logging.INFO, logger="serpentir.scan"):
+        load = scan_core.cpu_kernel_load()
+    assert load.ok and load.how in ("shipped", "built", "cached")
+    said = " ".join(r.getMessage() for r in caplog.records)
+    expected = "scan kernel: shipped binary" if load.how == "shipped" else "first-use build in" if load.how == \
+        "cached" else "built on first use in"
+    assert expected in said and str(load.path.parent) in said

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import resolve_backend_2d, scan_walks, selective_scan_2d
-from ..ops.scan_reference import compute_dtype
+from ..ops.scan_core import compute_dtype
 from . import pieces
 
 

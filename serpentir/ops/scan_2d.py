@@ -30,10 +30,9 @@ from torch import Tensor
 
 from .flops import active_recorder
 from .scan_2d_cpu import scan_2d_cpu
-from .scan_cpu_build import cpu_kernel_ops
-from .scan_reference import compute_dtype
+from .scan_core import BACKEND_ENV, compute_dtype, cpu_kernel_ops, log_backend_choice, resolve_backend
 from .scan_walks import Walk
-from .selective_scan import BACKEND_ENV, resolve_backend, selective_scan
+from .selective_scan import selective_scan
 
 
 def resolve_backend_2d(backend: str, u: Tensor) -> str:
@@ -41,6 +40,7 @@ def resolve_backend_2d(backend: str, u: Tensor) -> str:
     if backend == "auto":
         backend = os.environ.get(BACKEND_ENV, "auto") or "auto"
     if backend == "auto" and u.device.type == "cpu" and cpu_kernel_ops() is not None:
+        log_backend_choice("cpu", "cpu")
         return "cpu"
     return resolve_backend(backend, u)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .scan_cpu import DEFAULT_CHUNK, _kernel
-from .scan_reference import compute_dtype
+from .scan_core import compute_dtype, require_cpu_kernel
+from .scan_cpu import DEFAULT_CHUNK
 
 
 def _scan2d_ops():
-    _kernel()  # builds/loads the library (both scans live in it), or raises a clear error
+    require_cpu_kernel()  # loads or builds/loads the library (both scans live in it), or raises a clear error
     return torch.ops.serpentir_scan2d
 
 

@@ -14,18 +14,9 @@ import math
 import torch
 from torch import Tensor
 
-from .scan_cpu_build import cpu_kernel_ops
-from .scan_reference import compute_dtype
+from .scan_core import compute_dtype, require_cpu_kernel
 
 DEFAULT_CHUNK = 64  # checkpoint interval: states cost dim * N * 4 bytes per 64 steps, a quarter of u
-
-
-def _kernel():
-    ops = cpu_kernel_ops()
-    if ops is None:
-        raise RuntimeError("the 'cpu' selective-scan backend is unavailable (compiled kernel disabled or failed to "
-                           "build; see the log); use backend='chunked'")
-    return ops
 
 
 class CpuScan(torch.autograd.Function):
@@ -34,7 +25,7 @@ class CpuScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus: bool, chunk: int):
         save = any(ctx.needs_input_grad)
-        y, last, ckpt = _kernel().forward(u, delta, A, B, C, D, z, delta_bias, softplus, chunk, save)
+        y, last, ckpt = require_cpu_kernel().forward(u, delta, A, B, C, D, z, delta_bias, softplus, chunk, save)
         if save:
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, ckpt)
         ctx.softplus, ctx.chunk = softplus, chunk
@@ -46,7 +37,7 @@ class CpuScan(torch.autograd.Function):
         if dy is None:  # only the last state was used: a broadcast zero, read in place by the kernel
             dy = torch.zeros((), dtype=u.dtype).expand(u.shape)
         dlast = None if dlast is None else dlast.to(A.dtype).contiguous()
-        du, ddelta, dz, dA, dB, dC, dD = _kernel().backward(
+        du, ddelta, dz, dA, dB, dC, dD = require_cpu_kernel().backward(
             u, delta, A, B, C, D, z, delta_bias, ctx.softplus, ctx.chunk, ckpt, dy.to(u.dtype), dlast)
         dbias = ddelta.sum((0, 2)) if delta_bias is not None else None
         io = u.dtype  # gradients were accumulated in the compute dtype

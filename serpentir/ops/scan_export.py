@@ -21,6 +21,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .scan_core import run_core_scan
+
 EXPORT_CHUNK = 32  # steps per chunk: passes 1 and 3 loop T times over all chunks, pass 2 L / T times
 
 
@@ -84,7 +86,5 @@ def export_scan_core(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
 def selective_scan_export(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           return_last_state=False, chunk_size: int = EXPORT_CHUNK):
     """Exportable backend (mamba_ssm's call convention): any device, dynamic L, exact for strong decays."""
-    from .selective_scan import run_core_scan
-
     return run_core_scan(export_scan_core, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                          return_last_state, chunk_size=chunk_size)

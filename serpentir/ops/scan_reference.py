@@ -6,10 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def compute_dtype(x: Tensor) -> torch.dtype:
-    """float64 stays float64 (for gradcheck); everything else (half, bfloat16, float32) runs in float32."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+from .scan_core import compute_dtype
 
 
 def selective_scan_ref(

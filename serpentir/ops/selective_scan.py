@@ -1,58 +1,25 @@
-"""One entry point for the selective scan, with mamba_ssm's call convention, over several backends."""
+"""One entry point for the selective scan, with mamba_ssm's call convention, over several backends.
+
+Which backend runs is decided in scan_core (resolve_backend); this module maps each name to its function.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .flops import active_recorder
 from .scan_chunked import chunked_scan_core
+from .scan_core import BACKEND_ENV, available_backends, resolve_backend, run_core_scan
 from .scan_cpu import selective_scan_cpu
-from .scan_cpu_build import cpu_kernel_ops
-from .scan_cuda import mamba_selective_scan_fn, selective_scan_cuda
+from .scan_cuda import selective_scan_cuda
 from .scan_export import selective_scan_export
-from .scan_reference import compute_dtype, selective_scan_ref
+from .scan_reference import selective_scan_ref
 
-log = logging.getLogger("serpentir.scan")
-
-BACKEND_ENV = "SERPENTIR_SCAN_BACKEND"
-
-CoreScan = Callable[..., tuple[Tensor, Tensor]]
-
-
-def run_core_scan(core: CoreScan, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                  return_last_state=False, **core_kwargs):
-    """Full scan semantics around a backend that implements only the recurrence y, h = core(u, delta, A, B, C).
-
-    Handles dtype (float32 compute for half inputs), delta_bias, softplus, groups, D and z gating;
-    every step is a differentiable torch op, so the core's own autograd takes care of the rest.
-    """
-    out_dtype = u.dtype
-    ct = compute_dtype(u)
-    u_c, delta, A, B, C = (t.to(ct) for t in (u, delta, A, B, C))
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(ct)[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
-    if B.dim() == 3:
-        B = B.unsqueeze(1)
-    if C.dim() == 3:
-        C = C.unsqueeze(1)
-    if B.shape[1] != C.shape[1]:  # different group counts: expand both to one group per channel
-        B = B.repeat_interleave(u.shape[1] // B.shape[1], dim=1)
-        C = C.repeat_interleave(u.shape[1] // C.shape[1], dim=1)
-    y, last = core(u_c, delta, A, B, C, **core_kwargs)
-    if D is not None:
-        y = y + u_c * D.to(ct)[:, None]
-    if z is not None:
-        y = y * F.silu(z.to(ct))
-    y = y.to(out_dtype)
-    return (y, last) if return_last_state else y
+__all__ = ["BACKENDS", "BACKEND_ENV", "available_backends", "resolve_backend", "run_core_scan", "selective_scan",
+           "selective_scan_chunked"]
 
 
 def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -69,44 +36,6 @@ BACKENDS: dict[str, Callable] = {
     "cpu": selective_scan_cpu,
     "export": selective_scan_export,
 }
-
-
-def available_backends(device: torch.device | str = "cpu") -> list[str]:
-    """Backends that can run on `device` in this installation, best first.
-
-    On the CPU this builds the compiled kernel on first call (once per process, then torch's cache),
-    unless SERPENTIR_DISABLE_CPU_KERNEL=1; a failed build logs one warning and leaves 'chunked' first.
-    """
-    device = torch.device(device)
-    names = []
-    if device.type == "cuda" and mamba_selective_scan_fn() is not None:
-        names.append("cuda")
-    if device.type == "cpu" and cpu_kernel_ops() is not None:
-        names.append("cpu")
-    names += ["chunked", "ref"]
-    return names
-
-
-_logged_choice: set[tuple[str, str]] = set()
-
-
-def resolve_backend(backend: str, u: Tensor) -> str:
-    """Turn 'auto' (or the SERPENTIR_SCAN_BACKEND override) into a concrete backend for u's device."""
-    if backend == "auto":
-        backend = os.environ.get(BACKEND_ENV, "auto") or "auto"
-    if backend == "auto":
-        backend = available_backends(u.device)[0]
-        key = (backend, u.device.type)
-        if key not in _logged_choice:
-            _logged_choice.add(key)
-            log.info("selective scan: using the %r backend on %s", backend, u.device.type)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown selective-scan backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
-    if backend == "cuda" and not u.is_cuda:
-        raise ValueError("the 'cuda' selective-scan backend needs tensors on a CUDA device")
-    if backend == "cpu" and u.device.type != "cpu":
-        raise ValueError("the 'cpu' selective-scan backend needs tensors on the CPU")
-    return backend
 
 
 def _check_shapes(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D, z, delta_bias) -> None:
