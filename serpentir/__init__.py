@@ -12,7 +12,7 @@ import os as _os
 # so it only takes effect when serpentir is imported before torch allocates. Set it to 0 to opt out.
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-from .engine.api import load_model, restore  # noqa: E402
+from .infer.api import load_model, restore  # noqa: E402
 from .models import create_model, list_models, model_info  # noqa: E402
 
 __version__ = "0.1.0"

@@ -14,15 +14,11 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.checkpoint import load_checkpoint, load_train_state, read_metadata
-from ..errors import UserError
-from .cost import FAILURES, BenchSettings, Cell, count_params_and_flops, run_child
+from serpentir.checkpoint import load_checkpoint, load_train_state, read_metadata
+from serpentir.errors import UserError
+from serpentir.train import TRAIN_LOG, checkpoint_of, flatten_config, not_learnt_keys, run_dir_of
 
-LAST_CHECKPOINT = Path("checkpoints") / "last.safetensors"
-# config keys that say where or how visibly a run went, not what it learnt from
-NOT_LEARNT = ("out_dir", "progress", "tensorboard", "device", "resume", "data.num_workers", "log_every",
-              "ckpt_every", "val_every", "lpips_every_val", "lpips_at_end")
-_NOT_PROTOCOL = ("model.",) + NOT_LEARNT
+from .bench.cost import FAILURES, BenchSettings, Cell, count_params_and_flops, run_child
 
 
 @dataclass
@@ -56,23 +52,13 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
 
 
-def checkpoint_of(run: str | Path) -> Path:
-    """A run folder's last checkpoint, or the checkpoint file itself."""
-    path = Path(run)
-    if path.is_dir():
-        path = path / LAST_CHECKPOINT
-        if not path.is_file():
-            raise UserError(f"{run}: no {LAST_CHECKPOINT} in this run folder (has it saved a checkpoint yet?)")
-    return path
-
-
 def training_seconds(run_dir: Path, batch_size: int, world_size: int) -> float | None:
     """Wall time of the training loop, rebuilt from train_log.csv: each row's steps x images / images_per_s.
 
     Survives resumes (each row keeps the rate it was logged with) and includes the periodic
     validation and checkpoints that fell inside the logged intervals.
     """
-    log = run_dir / "train_log.csv"
+    log = run_dir / TRAIN_LOG
     if not log.is_file():
         return None
     total, previous = 0.0, 0
@@ -85,27 +71,17 @@ def training_seconds(run_dir: Path, batch_size: int, world_size: int) -> float |
     return total
 
 
-def flatten_config(config: dict, prefix: str = "") -> dict[str, object]:
-    """{'optim.lr': 1e-3, ...}: a config's settings by dotted key (model kwargs and task params stay whole)."""
-    out: dict[str, object] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and key not in ("kwargs", "params"):
-            out.update(flatten_config(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def protocol_differences(configs: dict[str, dict]) -> list[str]:
     """'key: run=value, ...' for every training setting that is not the same in all runs.
 
     A key a run's config lacks (saved by an older serpentir) counts as its default value.
     """
-    from ..engine.config import TrainConfig, config_to_dict
+    from serpentir.train import TrainConfig, config_to_dict
 
     defaults = flatten_config(config_to_dict(TrainConfig()))
     flat = {run: {**defaults, **flatten_config(c)} for run, c in configs.items()}
-    keys = sorted({k for f in flat.values() for k in f if not k.startswith(_NOT_PROTOCOL)})
+    not_protocol = ("model.", *not_learnt_keys())  # the model is what is compared; the rest must match
+    keys = sorted({k for f in flat.values() for k in f if not k.startswith(not_protocol)})
     differences = []
     for key in keys:
         values = {run: f.get(key, "(unset)") for run, f in flat.items()}
@@ -120,11 +96,12 @@ def compare_runs(runs: list[str | Path], *, val_dir: str | Path | None = None, f
     """Score and cost every run; runs must share one task (name and parameters)."""
     from tqdm import tqdm
 
-    from ..classical import classical_method_name
-    from ..data import sample_images_dir
-    from ..engine.build import build_task
-    from ..engine.bundle import reference_scores, validation_items
-    from ..image_io import list_images
+    from serpentir.checkpoint import build_task
+    from serpentir.classical import classical_method_name
+    from serpentir.data import sample_images_dir
+    from serpentir.image_io import list_images
+
+    from .release.bundle import reference_scores, validation_items
 
     if not runs:
         raise UserError("name at least one run folder or checkpoint to compare")
@@ -163,7 +140,7 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
 
     memory: also the inference peak memory at latency_size, measured first in the same fresh process.
     """
-    from ..engine.bundle import model_scores
+    from .release.bundle import model_scores
 
     notes = []
     model, _, meta = load_checkpoint(checkpoint)
@@ -183,7 +160,7 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
         outcomes = run_child(arch["name"], latency_size, tasks, settings, kwargs)
         latency = outcomes["latency"].value
         peak = outcomes["infer_memory"].value if memory else None
-    run_dir = Path(checkpoint).parent.parent
+    run_dir = run_dir_of(checkpoint)
     config = meta["config"]
     steps_wanted = config.get("steps")
     if steps_wanted and meta["step"] < steps_wanted:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from ..atomic_write import atomic_path, write_text_atomic
-from ..ops import SCAN_FLOP_FORMULA
+from serpentir.atomic_write import atomic_path, write_text_atomic
+from serpentir.ops import SCAN_FLOP_FORMULA
+
 from .compare import Comparison, CompareRow
 
 CSV_COLUMNS = ("run", "model", "params", "flops_256", "flops_512", "latency_ms", "train_seconds", "step",

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .errors import UserError
+from serpentir.errors import UserError
 
 MATE_DIR = Path("/usr/share/backgrounds/mate/nature")
 PLASMA_DIR = Path("/usr/share/wallpapers")
@@ -109,7 +109,7 @@ def plasma_photos(folder: Path | None = None) -> list[Photo]:
 
 def pip_photos() -> list[Photo]:
     """The colour photographs shipped inside installed pip packages (scikit-image always)."""
-    from .data import sample_photo_sources
+    from serpentir.data import sample_photo_sources
 
     sources = sample_photo_sources()
     photos = []

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from serpentir.engine.build import build_model, build_task
-from serpentir.engine.checkpoint import (load_checkpoint, load_train_state, load_weights, read_metadata,
+from serpentir.checkpoint import build_model, build_task
+from serpentir.checkpoint.format import (load_checkpoint, load_train_state, load_weights, read_metadata,
                                          save_checkpoint, state_path_for)
 from serpentir.errors import UserError
 

@@ -5,10 +5,10 @@ import math
 import pytest
 import yaml
 
-from serpentir.engine.config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
-from serpentir.engine.data_order import StepBatchSampler
-from serpentir.engine.schedule import lr_at
 from serpentir.errors import UserError
+from serpentir.train.config import config_from_dict, config_to_dict, load_config, save_config, TrainConfig
+from serpentir.train.data_order import StepBatchSampler
+from serpentir.train.schedule import lr_at
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):
@@ -70,7 +70,7 @@ def test_bundled_configs_load():
     assert len(configs) > 3
     for path in configs:
         if path.parent.name == "ablations" and path.stem != "base":  # a study file: its variants are configs
-            from serpentir.bench.ablate import load_study
+            from serpentir_lab.ablate import load_study
 
             assert len(load_study(path).variants) >= 3, path
             continue

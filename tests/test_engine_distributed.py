@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from serpentir.engine import load_config, train
+from serpentir.train import load_config, train
 
 OVERRIDES = ["model.name=serpent-t", "task.name=denoise", "steps=3", "optim.warmup_steps=1", "optim.lr=2e-3",
              "data.crop_size=16", "data.val_crop_size=32", "data.max_val_images=1", "data.num_workers=0",
@@ -20,7 +20,7 @@ OVERRIDES = ["model.name=serpent-t", "task.name=denoise", "steps=3", "optim.warm
 WORKER = textwrap.dedent("""
     import os, sys
     import torch
-    from serpentir.engine import load_config, train
+    from serpentir.train import load_config, train
 
     out = sys.argv[1]
     result = train(load_config(None, sys.argv[2:] + ["out_dir=" + out]), log=lambda m: None)

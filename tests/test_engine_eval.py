@@ -8,9 +8,9 @@ import torch
 
 from real_photos import photo
 from serpentir import metrics
-from serpentir.engine import degrade_folder, evaluate_checkpoint, format_summary, save_checkpoint
-from serpentir.engine.build import build_model, build_task
+from serpentir.checkpoint import build_model, build_task, save_checkpoint
 from serpentir.image_io import load_image, save_image
+from serpentir.infer import degrade_folder, evaluate_checkpoint, format_summary
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

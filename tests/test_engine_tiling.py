@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from serpentir.engine.tiling import blend_window, run_tiled, tile_starts
 from serpentir.errors import UserError
+from serpentir.infer.tiling import blend_window, run_tiled, tile_starts
 
 
 def test_tiles_cover_the_image_with_the_requested_overlap():
@@ -48,7 +48,7 @@ def test_bad_tile_options():
 def test_untiled_progress_steps_once_per_network_stage():
     """A large untiled image gets coarse progress: every stage of serpent-t reports, and the output is unchanged."""
     import serpentir
-    from serpentir.engine.inference import forward_with_progress, network_stages
+    from serpentir.infer.inference import forward_with_progress, network_stages
 
     class Counter:
         n = 0

@@ -5,8 +5,9 @@ import csv
 import pytest
 import torch
 
-from serpentir.engine import load_checkpoint, load_config, train
-from serpentir.engine.tiling import run_tiled
+from serpentir.checkpoint import load_checkpoint
+from serpentir.infer import run_tiled
+from serpentir.train import load_config, train
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,4 +1,8 @@
-"""`serpentir bench`: the cost benchmark on the command line (cli.py wires it in with add_bench_parser)."""
+"""`serpentir corpus`, `bench`, `compare` and `ablate`: the workshop's commands, run by serpentir_lab.
+
+Only the arguments live here; each command imports serpentir_lab when it runs (the library never
+imports the workshop at module level).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,35 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from .args import positive_int, wrap
+
+
+def _cmd_corpus_build(args: argparse.Namespace) -> None:
+    from serpentir_lab.corpus import build_corpus, read_manifest
+
+    manifest = build_corpus(args.dir, max_side=args.max_side, overwrite=args.overwrite)
+    rows = read_manifest(args.dir)
+    megapixels = sum(int(r["width"]) * int(r["height"]) for r in rows) / 1e6
+    val = sum(r["split"] == "val" for r in rows)
+    print(f"{len(rows)} photos ({megapixels:.1f} megapixels; {len(rows) - val} train, {val} val) -> {manifest}")
+
+
+def add_corpus_parser(sub) -> None:
+    p = sub.add_parser(
+        "corpus", help="build a training corpus of the real photographs installed on this machine",
+        description=wrap("Gathers the photographs of the Debian packages mate-backgrounds and "
+                          "plasma-workspace-wallpapers (apt-get install them first) and the photos that scikit-image, "
+                          "scikit-learn and matplotlib ship, into DIR/train and DIR/val (whole photos held out) "
+                          "with DIR/manifest.csv (package, source file, size, sha256, split)."),
+        epilog="example:\n  serpentir corpus build ~/serpentir_corpus --max-side 1600",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    corpus_sub = p.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    b = corpus_sub.add_parser("build", help="gather the installed photos into DIR")
+    b.add_argument("dir", metavar="DIR", help="the corpus folder to write (new or empty)")
+    b.add_argument("--max-side", type=positive_int, default=None,
+                   help="downscale photos whose long side is larger (default: keep full size)")
+    b.add_argument("--overwrite", action="store_true", help="replace the corpus already in DIR")
+    b.set_defaults(func=_cmd_corpus_build)
 
 
 def _csv_list(text: str) -> list[str]:
@@ -24,7 +57,7 @@ def _sizes(text: str) -> list[int]:
 
 def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the `bench` subcommand; the parsed namespace's func runs it."""
-    from .cost import DEFAULT_SIZES
+    from serpentir_lab.bench.cost import DEFAULT_SIZES
 
     p = subparsers.add_parser(
         "bench", help="measure parameters, FLOPs, peak memory and latency of models against resolution",
@@ -54,8 +87,8 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 def run_bench_command(args: argparse.Namespace) -> None:
     """Validate, measure, write the outputs, print the markdown table."""
     from ..models import list_models
-    from .cost import BenchSettings, run_benchmark
-    from .report import write_report
+    from serpentir_lab.bench.cost import BenchSettings, run_benchmark
+    from serpentir_lab.bench.report import write_report
 
     unknown = [m for m in args.models if m not in list_models()]
     if unknown:
@@ -76,7 +109,7 @@ def run_bench_command(args: argparse.Namespace) -> None:
     rows = run_benchmark(settings, on_row=lambda done: write_report(done, args.out, settings, args.reference))
     text = write_report(rows, args.out, settings, args.reference)
     if not args.no_plots:
-        from .plots import plot_costs
+        from serpentir_lab.bench.plots import plot_costs
 
         plot_costs(rows, args.out)
     print(text)
@@ -108,8 +141,8 @@ def add_compare_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 
 def run_compare_command(args: argparse.Namespace) -> None:
     """Validate, score and cost every run, write the outputs, print the markdown."""
-    from .compare import compare_runs
-    from .compare_report import write_comparison
+    from serpentir_lab.compare import compare_runs
+    from serpentir_lab.compare_report import write_comparison
 
     if args.timeout <= 0 or args.repeats < 1 or args.latency_size < 0:
         raise UserError("--timeout must be positive, --repeats at least 1 and --latency-size >= 0")
@@ -123,7 +156,7 @@ def run_compare_command(args: argparse.Namespace) -> None:
 
 def add_ablate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the `ablate` subcommand; the parsed namespace's func runs it."""
-    from .ablate import study
+    from serpentir_lab.ablate import study
 
     p = subparsers.add_parser(
         "ablate", help="train a study's variants under one protocol and report quality against cost",
@@ -157,7 +190,7 @@ def run_ablate_command(args: argparse.Namespace) -> None:
     import shlex
     import sys
 
-    from .ablate import load_study, run_study
+    from serpentir_lab.ablate import load_study, run_study
 
     if args.threads is not None and args.threads < 1:
         raise UserError("--threads must be at least 1")

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 
 from ..errors import UserError
 from ..image_io.picture import quantise, sample_max
+from .catalogue import DEFAULT_TASK, bundled_tasks, bundled_weights
 from .inference import restore_colour
-from .restore import DEFAULT_TASK, bundled_tasks, bundled_weights
 
 def load_model(task_or_path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """A restoration model in eval mode: a bundled task's ("denoise", "gaussian_deblur", ...) or a checkpoint's.
@@ -22,8 +22,8 @@ def load_model(task_or_path: str | Path, device: str | torch.device = "cpu") -> 
     The architecture comes from the file. The model carries `task_name` (e.g. "denoise"), `task` (the
     degradation it undoes) and `weights_path`.
     """
-    from .checkpoint import load_checkpoint
-    from .distributed import resolve_device
+    from ..checkpoint.format import load_checkpoint
+    from ..device import resolve_device
 
     text = str(task_or_path)
     is_path = isinstance(task_or_path, Path) or text.endswith(".safetensors") or "/" in text or "\\" in text

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..checkpoint.build import build_task
 from ..errors import UserError
-from .build import build_task
+from ..image_io.files import MASK_FOLDER
 from .evaluate import degraded_items
-from .restore import MASK_FOLDER
 
 
 def degrade_folder(in_dir: str | Path, out_dir: str | Path, *, task: str, params: dict | None = None, seed: int = 0,

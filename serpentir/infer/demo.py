@@ -10,9 +10,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from ..checkpoint.format import load_checkpoint
 from ..errors import UserError
-from .checkpoint import load_checkpoint
-from .restore import bundled_weights, restore_tensor, side_by_side
+from .catalogue import bundled_weights
+from .files import side_by_side
+from .inference import restore_tensor
 
 DEMO_PHOTO = "astronaut"  # a held-out validation photo: the bundled models never trained on it
 

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .restore import MASK_FOLDER, restore_tensor
+from ..image_io.files import MASK_FOLDER
+from .inference import restore_tensor
 
 METRIC_NAMES = ("psnr", "ssim", "lpips")
 LPIPS_MIN_SIZE = 32  # AlexNet's strides need at least 31 x 31 pixels; smaller images score NaN
@@ -128,8 +129,8 @@ def evaluate_checkpoint(weights: str | Path, out_dir: str | Path, *, data_dir: s
     Writes out_dir/per_image.csv and out_dir/summary.csv (and out_dir/images/ when save_images);
     returns (rows, summary).
     """
-    from .checkpoint import load_checkpoint
-    from .distributed import resolve_device
+    from ..checkpoint.format import load_checkpoint
+    from ..device import resolve_device
 
     if (input_dir is None) != (target_dir is None):
         raise UserError("give both --input-dir and --target-dir for a paired folder, or neither")

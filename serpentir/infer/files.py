@@ -16,15 +16,12 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from ..image_io.files import MASK_FOLDER
 from ..image_io.picture import Picture
-from .inference import restore_picture, restore_tensor
+from .catalogue import bundled_weights
+from .inference import restore_picture
 
-__all__ = ["RestoreJob", "RestoreReport", "bundled_tasks", "bundled_weights", "plan_restore", "restore_path",
-           "restore_tensor", "side_by_side"]
-
-MASK_FOLDER = "masks"  # a folder of masks beside degraded images, as `serpentir degrade` writes them
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_TASK = "general"  # blind: blur, noise and JPEG of any strength, or none (a sharp photo stays as it is)
+__all__ = ["RestoreJob", "RestoreReport", "plan_restore", "restore_path", "side_by_side"]
 
 
 def side_by_side(*images: Tensor, gap: int = 8) -> Tensor:
@@ -114,9 +111,9 @@ def restore_path(input_path: str | Path, output_path: str | Path, *, weights: st
     """
     from tqdm import tqdm
 
+    from ..checkpoint.format import load_checkpoint
+    from ..device import resolve_device
     from ..image_io import load_image, read_picture, write_picture
-    from .checkpoint import load_checkpoint
-    from .distributed import resolve_device
 
     weights = Path(weights) if weights else bundled_weights(task)
     model, deg, _ = load_checkpoint(weights, device=resolve_device(device))
@@ -147,35 +144,6 @@ def restore_path(input_path: str | Path, output_path: str | Path, *, weights: st
             continue
         report.written.append(job.target)
     return report
-
-
-def bundled_tasks() -> list[str]:
-    """The tasks with bundled weights, sorted."""
-    return sorted(bundled_checkpoints())
-
-
-def bundled_weights(task: str | None) -> Path:
-    """The bundled checkpoint for a task (DEFAULT_TASK when None), or a one-line error saying there is none."""
-    task = task or DEFAULT_TASK
-    by_task = bundled_checkpoints()
-    if task in by_task:
-        return by_task[task]
-    bundled = f" (bundled: {', '.join(sorted(by_task))})" if by_task else ""
-    raise UserError(f"no bundled weights for task {task!r}{bundled}; pass --weights CKPT "
-                    "(a checkpoint written by `serpentir train`)")
-
-
-def bundled_checkpoints() -> dict[str, Path]:
-    """Task name -> the bundled checkpoint for it (the first file, by name, when two share a task)."""
-    from .checkpoint import read_metadata
-
-    by_task: dict[str, Path] = {}
-    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []:
-        try:
-            by_task.setdefault(read_metadata(path)["task"]["name"], path)
-        except UserError:
-            continue
-    return by_task
 
 
 def _side_by_side_picture(original: Picture, restored: Picture) -> Picture:

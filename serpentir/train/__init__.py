@@ -1,33 +1,30 @@
-"""Training, evaluation and inference: the layer between models/data/metrics/degradations and the CLI.
+"""Training: any registered model on any task, one process or many (torchrun), resumable exactly.
 
-    config.py          TrainConfig dataclasses <-> YAML, dotted overrides, one-line errors for bad keys
-    train.py           the loop: AdamW, warm-up + cosine, grad clip, EMA, AMP (CUDA), DDP, exact resume
-    schedule.py        the learning rate as a pure function of the step
-    data_order.py      the batches as a pure function of (seed, step, rank)
-    rng.py             generator states for checkpoints; seeded forks per sample
-    ema.py             the moving average of the weights
-    distributed.py     torchrun environment -> process group (nccl / gloo), or a single process
-    checkpoint.py      safetensors weights + metadata, training state, atomic writes, load_checkpoint
-    build.py           model and task from names, channels following the task
-    run_log.py         train_log.csv / val_log.csv, TensorBoard when installed
-    evaluate.py        PSNR / SSIM / LPIPS per image and their means; eval of a checkpoint on a folder
-    restore.py         a checkpoint applied to image files and folders (resumable, keep-going batches)
-    inference.py       a model applied to one image: grey/RGB, masks, whole or tiled (tiling.py)
-    memory.py          calibrated peak memory of a forward vs the memory available: when to tile
-    api.py             serpentir.load_model / serpentir.restore for PIL images, arrays and tensors
-    degrade_folder.py  a degraded copy of a folder for benchmarks
+    config.py        TrainConfig dataclasses <-> YAML, dotted overrides, one-line errors for bad keys;
+                     each field declares whether it changes what is learnt
+    learnt.py        what a run learns from (its settings less the not-learnt ones) and its digest
+    loop.py          the loop: AdamW, warm-up + cosine, grad clip, EMA, AMP (CUDA), DDP, exact resume
+    run_folder.py    where a run keeps its config, logs and checkpoints (the one definition)
+    schedule.py      the learning rate as a pure function of the step
+    data_order.py    the batches as a pure function of (seed, step, rank)
+    rng.py           generator states for checkpoints; seeded forks per sample
+    ema.py           the moving average of the weights
+    distributed.py   torchrun environment -> process group (nccl / gloo), or a single process
+    run_log.py       train_log.csv / val_log.csv, TensorBoard when installed
+
+Checkpoints are read and written by serpentir.checkpoint; validation scores come from serpentir.infer.
 """
 
-from .checkpoint import load_checkpoint, load_weights, read_metadata, save_checkpoint
-from .config import TrainConfig, config_from_dict, config_to_dict, load_config, save_config
-from .degrade_folder import degrade_folder
-from .evaluate import evaluate_checkpoint, evaluate_model, format_summary, summarize
-from .restore import restore_path, restore_tensor
+from .config import (TrainConfig, apply_override, config_from_dict, config_to_dict, load_config, save_config,
+                     validate_config)
+from .loop import TrainResult, train
+from .learnt import config_fields, flatten_config, learning_digest, learnt_settings, not_learnt_keys
+from .run_folder import CHECKPOINT_DIR, CONFIG, LAST, TRAIN_LOG, VAL_LOG, checkpoint_of, last_checkpoint, run_dir_of
 from .schedule import lr_at
-from .train import TrainResult, train
 
 __all__ = [
-    "TrainConfig", "TrainResult", "config_from_dict", "config_to_dict", "degrade_folder", "evaluate_checkpoint",
-    "evaluate_model", "format_summary", "load_checkpoint", "load_config", "load_weights", "lr_at", "read_metadata",
-    "restore_path", "restore_tensor", "save_checkpoint", "save_config", "summarize", "train",
+    "CHECKPOINT_DIR", "CONFIG", "LAST", "TRAIN_LOG", "TrainConfig", "TrainResult", "VAL_LOG", "apply_override",
+    "checkpoint_of", "config_fields", "config_from_dict", "config_to_dict", "flatten_config", "last_checkpoint",
+    "learning_digest", "learnt_settings", "load_config", "lr_at", "not_learnt_keys", "run_dir_of", "save_config",
+    "train", "validate_config",
 ]

@@ -12,6 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Union
 
 import yaml
@@ -21,6 +22,14 @@ from ..errors import UserError
 LOSSES = ("l1", "charbonnier", "psnr")
 AMP_MODES = ("none", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+
+# Field metadata saying what a setting is to a run's identity (serpentir.train.learnt reads them):
+# NOT_LEARNT: where or how visibly a run goes, not what it learns from (two runs that differ only here
+# learn the same weights). ADDED_LATER: a setting added after run folders were first named by the
+# digest of what they learn; left out while at its default, so those folders keep their names. Give
+# every new field ADDED_LATER (or NOT_LEARNT): tests/test_engine_config.py checks it.
+NOT_LEARNT = MappingProxyType({"learnt": False})
+ADDED_LATER = MappingProxyType({"added_later": True})
 
 
 @dataclass
@@ -50,10 +59,12 @@ class DataSection:
     val_crop_size: Union[int, None] = 128
     max_val_images: Union[int, None] = None
     batch_size: int = 8  # per process: the global batch is batch_size x world size
-    num_workers: int = 2
+    num_workers: int = field(default=2, metadata=NOT_LEARNT)
     repeat: int = 1
     skip_bad: bool = False
-    cache_mb: float = 256.0  # decoded training photos kept in memory, per DataLoader worker (large corpora: more)
+    # decoded training photos kept in memory, per DataLoader worker (large corpora: more). A cache, so not
+    # what is learnt, but digests named run folders with it from the start: marking it would rename them all
+    cache_mb: float = 256.0
 
 
 @dataclass
@@ -68,7 +79,7 @@ class OptimSection:
     grad_clip: Union[float, None] = 1.0
     loss: str = "l1"  # psnr: each image's own log-MSE, so mild degradations weigh as much as noise
     charbonnier_eps: float = 1e-3
-    fft_weight: float = 0.0  # adds this x L1 of the 2-D spectra (the deblurring literature's frequency term)
+    fft_weight: float = field(default=0.0, metadata=ADDED_LATER)  # adds this x L1 of the 2-D spectra (the deblurring literature's frequency term)
 
 
 @dataclass
@@ -82,18 +93,19 @@ class TrainConfig:
     steps: int = 2000
     ema_decay: float = 0.999  # 0 turns the EMA off
     amp: str = "none"  # bf16 autocast (CUDA, or a CPU with native bf16) / fp16 (CUDA only)
-    val_every: int = 500
-    ckpt_every: int = 1000
-    log_every: int = 10
-    lpips_every_val: bool = False  # LPIPS is slow: by default only in the final validation
-    lpips_at_end: bool = True
+    val_every: int = field(default=500, metadata=NOT_LEARNT)
+    ckpt_every: int = field(default=1000, metadata=NOT_LEARNT)
+    log_every: int = field(default=10, metadata=NOT_LEARNT)
+    lpips_every_val: bool = field(default=False, metadata=NOT_LEARNT)  # LPIPS is slow: by default only at the end
+    lpips_at_end: bool = field(default=True, metadata=NOT_LEARNT)
     seed: int = 0
-    out_dir: str = "runs/serpent-t_gaussian_deblur"
-    resume: Union[bool, str] = False  # true: out_dir's last checkpoint if there is one; or a path
+    out_dir: str = field(default="runs/serpent-t_gaussian_deblur", metadata=NOT_LEARNT)
+    # true: out_dir's last checkpoint if there is one; or a path
+    resume: Union[bool, str] = field(default=False, metadata=NOT_LEARNT)
     init_from: Union[str, None] = None  # fine-tuning: start from these weights (EMA if present), fresh optimizer
-    device: str = "auto"
-    tensorboard: bool = True
-    progress: bool = True
+    device: str = field(default="auto", metadata=NOT_LEARNT)
+    tensorboard: bool = field(default=True, metadata=NOT_LEARNT)
+    progress: bool = field(default=True, metadata=NOT_LEARNT)
 
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import UserError
+from ..device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,6 @@ class DistContext:
     @property
     def is_distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto` is the GPU when there is one; `cuda` without a GPU is a user error, not a crash later."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise UserError(f"unknown device {name!r}; use cpu, cuda or auto")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda was asked for but no CUDA GPU is available (use --device cpu or auto)")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank)
 
 
 def init_distributed(device: str = "auto") -> DistContext:

@@ -22,20 +22,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoint.build import build_model, build_task
+from ..checkpoint.format import load_train_state, load_weights, read_metadata, save_checkpoint
 from ..errors import UserError
-from .build import build_model, build_task
-from .checkpoint import load_train_state, load_weights, read_metadata, save_checkpoint
+from ..infer.evaluate import evaluate_model, summarize
 from .config import TrainConfig, config_to_dict, save_config, validate_config
 from .data_order import EpochIndexedDataset, StepBatchSampler
 from .distributed import DistContext, init_distributed, shutdown_distributed
 from .ema import ModelEMA
-from .evaluate import evaluate_model, summarize
 from .rng import capture_rng_state, derive_seed, restore_rng_state
+from .run_folder import CHECKPOINT_DIR, CONFIG, LAST, last_checkpoint
 from .run_log import RunLog
 from .schedule import lr_at
-
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.safetensors"
 
 
 @dataclass
@@ -112,11 +110,11 @@ def resolve_resume(resume: bool | str, out_dir: Path) -> Path | None:
     if resume is False or resume in ("", "false", "no"):
         return None
     if resume is True or resume in ("true", "yes", "last"):
-        path = out_dir / CHECKPOINT_DIR / LAST
+        path = last_checkpoint(out_dir)
         return path if path.is_file() else None
     path = Path(resume)
     if path.is_dir():
-        for candidate in (path / CHECKPOINT_DIR / LAST, path / LAST):
+        for candidate in (last_checkpoint(path), path / LAST):
             if candidate.is_file():
                 return candidate
         raise UserError(f"{path}: no {LAST} to resume from in this folder")
@@ -257,7 +255,7 @@ class _Run:
         end = c.steps if stop_after is None else max(self.step, min(c.steps, stop_after))
         if ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(c, self.out_dir / "config.yaml")
+            save_config(c, self.out_dir / CONFIG)
         runlog = RunLog(self.out_dir, enabled=ctx.is_main, tensorboard=c.tensorboard, resume_step=self.step)
         bar = tqdm(total=c.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
                    disable=True if not (c.progress and ctx.is_main) else None)

@@ -12,6 +12,8 @@ import math
 import sys
 from pathlib import Path
 
+from .run_folder import TRAIN_LOG, VAL_LOG
+
 
 class RunLog:
     """train_log.csv, val_log.csv and TensorBoard scalars in out_dir; a no-op when not enabled."""
@@ -23,7 +25,7 @@ class RunLog:
         if not enabled:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("train_log.csv", "val_log.csv"):
+        for name in (TRAIN_LOG, VAL_LOG):
             _truncate_after(self.out_dir / name, resume_step)
         if tensorboard:
             try:
@@ -36,11 +38,11 @@ class RunLog:
 
     def train(self, step: int, values: dict) -> None:
         """One row of train_log.csv (loss, lr, images/s, ...)."""
-        self._write("train_log.csv", "train", step, values)
+        self._write(TRAIN_LOG, "train", step, values)
 
     def val(self, step: int, values: dict) -> None:
         """One row of val_log.csv (psnr, ssim, lpips and the degraded input's)."""
-        self._write("val_log.csv", "val", step, values)
+        self._write(VAL_LOG, "val", step, values)
 
     def close(self) -> None:
         if self.writer is not None:

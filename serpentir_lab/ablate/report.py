@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
-from ...atomic_write import atomic_path, write_text_atomic
-from ...classical import classical_method_name
+from serpentir.atomic_write import atomic_path, write_text_atomic
+from serpentir.classical import classical_method_name
+from serpentir.train import TRAIN_LOG, VAL_LOG
+
 from ..compare_report import format_cell
-from .runner import KNOBS, VariantResult
+from .result import KNOBS, VariantResult
 from .study import Study
 
 CSV_COLUMNS = ("variant", "directions", "order", "patch_size", "d_state", "params", "gflops_512", "latency_512_ms",
@@ -173,9 +175,9 @@ def plot_all(study: Study, results: list[VariantResult], references: dict, class
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     for r in results:
-        steps, psnr = _read_log(r.run_dir / "val_log.csv", "psnr")
+        steps, psnr = _read_log(r.run_dir / VAL_LOG, "psnr")
         top.plot(steps, psnr, marker="o", ms=3, label=r.variant)
-        steps, loss = _read_log(r.run_dir / "train_log.csv", "loss")
+        steps, loss = _read_log(r.run_dir / TRAIN_LOG, "loss")
         if loss:  # a running mean over 10 log rows: the raw loss is as noisy as its batches
             smooth = [sum(loss[max(0, i - 9):i + 1]) / len(loss[max(0, i - 9):i + 1]) for i in range(len(loss))]
             bottom.plot(steps, smooth, label=r.variant)

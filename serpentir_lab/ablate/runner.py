@@ -9,40 +9,31 @@ while it runs.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from ...atomic_write import write_text_atomic
-from ...engine.checkpoint import read_metadata
-from ...errors import UserError
-from ..compare import LAST_CHECKPOINT, CompareRow, measure_run, protocol_differences
+from serpentir.atomic_write import write_text_atomic
+from serpentir.checkpoint import read_metadata
+from serpentir.errors import UserError
+from serpentir.train import last_checkpoint
+
+from ..compare import CompareRow, measure_run, protocol_differences
+from .report import write_report
+from .result import KNOBS, VariantResult
 from .study import Study, Variant
 
 SCORES_FILE = "ablate_scores.json"
-KNOBS = ("directions", "order", "patch_size", "d_state", "embed_dim")
-
-
-@dataclass
-class VariantResult:
-    """A trained variant: its knobs (None for a model without them), cost and scores."""
-
-    variant: str
-    model: str
-    knobs: dict
-    row: CompareRow
-    run_dir: Path
-    notes: list
 
 
 def finished_step(run_dir: Path) -> int:
     """The step of a run folder's last checkpoint, 0 if it has none."""
-    checkpoint = run_dir / LAST_CHECKPOINT
+    checkpoint = last_checkpoint(run_dir)
     return int(read_metadata(checkpoint)["step"]) if checkpoint.is_file() else 0
 
 
 def train_variant(variant: Variant, run_dir: Path, *, progress: bool = True) -> None:
     """Train until the config's step count, resuming exactly from the run's last checkpoint."""
-    from ...engine import train
+    from serpentir.train import train
 
     done = finished_step(run_dir)
     if done >= variant.config.steps:
@@ -61,7 +52,7 @@ def model_knobs(checkpoint: Path) -> tuple[str, dict]:
     """
     import torch
 
-    from ...models import create_model
+    from serpentir.models import create_model
 
     arch = read_metadata(checkpoint)["model"]
     with torch.device("meta"):
@@ -74,7 +65,7 @@ def model_knobs(checkpoint: Path) -> tuple[str, dict]:
 def score_variant(name: str, run_dir: Path, items, cache_key: dict, *, latency_size: int | None, threads: int | None,
                   repeats: int = 3) -> VariantResult:
     """Cost and scores of a trained variant, from its cache when measured on the same photos at the same step."""
-    checkpoint = run_dir / LAST_CHECKPOINT
+    checkpoint = last_checkpoint(run_dir)
     key = {**cache_key, "step": finished_step(run_dir), "latency_size": latency_size, "threads": threads,
            "memory": True}
     cache = run_dir / SCORES_FILE
@@ -100,10 +91,10 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
     """Train and score the study's variants (those named in `only`, if given); write the report after each."""
     from tqdm import tqdm
 
-    from ...engine.build import build_task
-    from ...engine.bundle import reference_scores, validation_items
-    from ...image_io import list_images
-    from .report import write_report
+    from serpentir.checkpoint import build_task
+    from serpentir.image_io import list_images
+
+    from ..release.bundle import reference_scores, validation_items
 
     out_dir = Path(out_dir)
     runs_dir = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
@@ -138,7 +129,7 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
             continue  # --no-train: report what exists
         results.append(score_variant(variant.name, run_dir, items, cache_key, latency_size=latency_size,
                                      threads=threads))
-        configs[variant.name] = read_metadata(run_dir / LAST_CHECKPOINT)["config"]
+        configs[variant.name] = read_metadata(last_checkpoint(run_dir))["config"]
         differences = [d for d in protocol_differences(configs) if d.split(":")[0] not in own]
         write_report(study, results, references, task, out_dir, photos=photos, differences=differences,
                      command=command, threads=threads, latency_size=latency_size)

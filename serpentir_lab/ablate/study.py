@@ -16,7 +16,6 @@ learns from, so an identical variant in two studies (the base, typically) is tra
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -24,9 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from ...engine.config import TrainConfig, apply_override, config_from_dict, config_to_dict, validate_config
-from ...errors import UserError
-from ..compare import NOT_LEARNT, flatten_config
+from serpentir.errors import UserError
+from serpentir.train import TrainConfig, apply_override, config_from_dict, learning_digest, validate_config
 
 _NAME = re.compile(r"^[a-z0-9_-]+$")
 _KEYS = {"study", "question", "base", "set", "variants", "val_dir"}
@@ -60,13 +58,6 @@ class Study:
         return Path(runs_dir) / f"{variant.config.model.name}-{variant.digest}"
 
 
-def learning_digest(config: TrainConfig) -> str:
-    """10 hex digits of what a run learns from: every setting but where and how visibly it runs."""
-    flat = flatten_config(config_to_dict(config))
-    kept = {k: v for k, v in flat.items() if not k.startswith(NOT_LEARNT)}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML that refuses a key given twice (plain YAML keeps the last one silently: a lost variant)."""
 
@@ -84,7 +75,7 @@ def _check_buildable(config: TrainConfig) -> None:
     """Build the variant's model without memory (meta device): a misspelt model option fails now, not mid-study."""
     import torch
 
-    from ...models import create_model
+    from serpentir.models import create_model
 
     try:
         with torch.device("meta"):

@@ -1,7 +1,7 @@
 """The cost benchmark's measurements: parameters, FLOPs/MACs, peak memory and latency per model and size.
 
 Parameters and FLOPs are counted here on the meta device (seconds, no memory, any size). Memory and
-latency are measured in child processes (serpentir.bench.measure), one per (model, size) for
+latency are measured in child processes (serpentir_lab.bench.measure), one per (model, size) for
 inference and one for the training step, so every peak is a process's own and a run that is too
 big or too slow becomes an "OOM" or "timeout" cell instead of taking the benchmark down.
 """
@@ -21,7 +21,8 @@ from typing import Callable, Union
 
 import torch
 
-from ..models import create_model
+from serpentir.models import create_model
+
 from .flops import FlopCount, count_flops
 from .measure import EVENT_PREFIX, OOM_EXIT_CODE
 
@@ -90,7 +91,7 @@ def count_params_and_flops(name: str, size: int, in_channels: int = 3,
 
 
 def _child_command(model: str, size: int, tasks: list[str], s: BenchSettings, model_kwargs: dict | None) -> list[str]:
-    cmd = [sys.executable, "-m", "serpentir.bench.measure", "--model", model,
+    cmd = [sys.executable, "-m", "serpentir_lab.bench.measure", "--model", model,
            "--model-kwargs", json.dumps(model_kwargs or {}), "--size", str(size),
            "--in-channels", str(s.in_channels), "--device", s.device, "--tasks", ",".join(tasks),
            "--repeats", str(s.repeats), "--latency-budget", str(0.8 * s.timeout)]

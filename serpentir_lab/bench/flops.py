@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..ops import record_scan_cost
+from serpentir.ops import record_scan_cost
 
 
 @dataclass(frozen=True)

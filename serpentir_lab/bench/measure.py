@@ -1,4 +1,4 @@
-"""One model's memory and latency, measured in a child process: `python -m serpentir.bench.measure`.
+"""One model's memory and latency, measured in a child process: `python -m serpentir_lab.bench.measure`.
 
 A process of its own per memory measurement makes the peak mean something (the peak RSS of a process
 never goes down) and lets the parent kill a run that is too slow or too big without dying with it;
@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 
-from ..engine.memory import process_status_bytes, reset_peak_rss
+from serpentir.infer import process_status_bytes, reset_peak_rss
 
 EVENT_PREFIX = "@serpentir-bench "
 TASKS = ("infer_memory", "train_memory", "warmup", "latency")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ..models import create_model
+    from serpentir.models import create_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

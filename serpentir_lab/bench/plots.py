@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic_write import atomic_path
+from serpentir.atomic_write import atomic_path
+
 from .cost import CostRow
 
 

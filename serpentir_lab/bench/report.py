@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from ..ops import SCAN_FLOP_FORMULA, available_backends
-from ..atomic_write import write_text_atomic
+from serpentir.atomic_write import write_text_atomic
+from serpentir.ops import SCAN_FLOP_FORMULA, available_backends
+
 from .cost import FAILURES, BenchSettings, Cell, CostRow
 
 CSV_COLUMNS = ("model", "size", "params", "flops", "macs", "infer_peak_mb", "train_peak_mb", "latency_ms")

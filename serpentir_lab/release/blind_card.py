@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 
-from ..atomic_write import write_text_atomic
+from serpentir.atomic_write import write_text_atomic
+from serpentir.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from serpentir.infer import WEIGHTS_DIR
+
 from .blind_validation import evaluate_strengths, floors, load_val_photos, strengths_table
-from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from .restore import WEIGHTS_DIR
 
 
 def _utc(seconds: float) -> str:

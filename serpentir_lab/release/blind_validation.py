@@ -18,9 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import UserError
-from .evaluate import score
-from .restore import restore_tensor
+from serpentir.errors import UserError
+from serpentir.infer import restore_tensor, score
 
 
 def _blur(sigma: float) -> dict:
@@ -85,7 +84,7 @@ class StrengthRow:
 
 def load_val_photos(val_dir: Path, max_side: int | None = None) -> list[tuple[str, Tensor]]:
     """The held-out photos as (name, (3, H, W)), long side capped (area averaging) when asked."""
-    from ..image_io import list_images, load_image
+    from serpentir.image_io import list_images, load_image
 
     photos = []
     for path in list_images(val_dir):

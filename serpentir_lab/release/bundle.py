@@ -10,10 +10,9 @@ from pathlib import Path
 
 import torch
 
-from ..atomic_write import write_text_atomic
-from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from .evaluate import score
-from .restore import WEIGHTS_DIR, restore_tensor
+from serpentir.atomic_write import write_text_atomic
+from serpentir.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from serpentir.infer import WEIGHTS_DIR, restore_tensor, score
 
 
 def _mean(values: list[float]) -> float:
@@ -26,7 +25,7 @@ ValidationItem = tuple[str, torch.Tensor, torch.Tensor, int]  # (name, degraded,
 
 def validation_items(task, val_dir: Path, seed: int = 0) -> list[ValidationItem]:
     """Every whole photo in val_dir, degraded as validation degrades it, with the seed it was degraded with."""
-    from ..data import ImageFolderDataset
+    from serpentir.data import ImageFolderDataset
 
     dataset = ImageFolderDataset(val_dir, task, crop_size=None, train=False, channels=3, seed=seed)
     return [(it["name"], it["input"], it["target"], it["seed"]) for it in (dataset[i] for i in range(len(dataset)))]
@@ -45,7 +44,7 @@ def reference_scores(task, items: list[ValidationItem]) -> dict[str, dict[str, f
     Tuned on the validation photos themselves, as the issue asks of Wiener's balance: the reference
     gets every advantage.
     """
-    from ..classical import classical_restore, tune_strength
+    from serpentir.classical import classical_restore, tune_strength
 
     strength, _ = tune_strength(task, [(d, c, s) for _, d, c, s in items])
     with torch.no_grad():
@@ -67,7 +66,7 @@ def score_against_references(model, task, val_dir: Path, seed: int = 0) -> dict[
 
 
 def list_names(folder: Path) -> list[str]:
-    from ..image_io import list_images
+    from serpentir.image_io import list_images
 
     return [p.name for p in list_images(folder)]
 
@@ -81,8 +80,8 @@ def bundle_run(checkpoint: str | Path, *, wall_time_s: float, out_dir: str | Pat
     history: what came before this checkpoint's run, for a model fine-tuned from an earlier stage;
     produced_by: the command that bundled it, for the card (default: the script on this checkpoint).
     """
-    from ..classical import classical_method_name
-    from ..data import VAL_PHOTOS, sample_images_dir
+    from serpentir.classical import classical_method_name
+    from serpentir.data import VAL_PHOTOS, sample_images_dir
 
     meta = read_metadata(checkpoint)
     model, task, _ = load_checkpoint(checkpoint, use_ema=True)

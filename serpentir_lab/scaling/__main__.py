@@ -1,6 +1,6 @@
 """Whole against tiled restoration at 1024, 2048 and beyond (the paper's open question 3): docs/scaling/.
 
-    python benchmarks/scaling.py --model serpent-t=runs/compare128/serpent-t --model nafnet-t=runs/compare128/nafnet-t \
+    python -m serpentir_lab.scaling --model serpent-t=runs/compare128/serpent-t --model nafnet-t=runs/compare128/nafnet-t \
         --manifest runs/corpus --out docs/scaling/gaussian_deblur
 
 Every held-out photo of the corpus (its full-resolution original) is centre-cropped to each size,
@@ -15,12 +15,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from serpentir.bench.scaling import DEFAULT_SIZES, MODES, held_out_photos, parse_size, photo_of, run_scaling
 from serpentir.errors import UserError
+
+from .run import DEFAULT_SIZES, MODES, held_out_photos, parse_size, photo_of, run_scaling
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m serpentir_lab.scaling", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, metavar="LABEL=RUN",
                         help="a trained run folder or checkpoint, with the label it gets in the report (repeatable)")
     parser.add_argument("--manifest", type=Path, required=True, help="a corpus folder (serpentir corpus build)")
@@ -46,7 +48,7 @@ def main() -> int:
         photos = held_out_photos(args.manifest) + [photo_of(p) for p in args.extra_photo]
         sizes = [parse_size(s) for s in args.sizes.split(",") if s]
         run_scaling(models, photos, sizes, args.out, modes=modes, tile=args.tile, overlap=args.overlap,
-                    threads=args.threads, command=shlex.join(["python", "benchmarks/scaling.py", *sys.argv[1:]]))
+                    threads=args.threads, command=shlex.join(["python", "-m", "serpentir_lab.scaling", *sys.argv[1:]]))
     except UserError as e:
         print(f"scaling: error: {e}", file=sys.stderr)
         return 2

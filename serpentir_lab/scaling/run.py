@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..atomic_write import atomic_path, write_text_atomic
-from ..errors import UserError
-from .compare import checkpoint_of
+from serpentir.atomic_write import atomic_path, write_text_atomic
+from serpentir.errors import UserError
+from serpentir.train import checkpoint_of
 
 COLUMNS = ("model", "mode", "size", "psnr", "ssim", "lpips", "seconds", "peak_mb")
 PER_PHOTO_COLUMNS = ("model", "mode", "size", "photo", "held_out", "psnr", "ssim", "lpips", "seconds", "peak_mb")
@@ -94,7 +94,7 @@ def photo_of(path: str | Path, held_out: bool = False) -> Photo:
 
 def check_models(models: dict[str, Path]) -> dict:
     """The task all checkpoints learnt (one-line error when they differ)."""
-    from ..engine.checkpoint import read_metadata
+    from serpentir.checkpoint import read_metadata
 
     if not models:
         raise UserError("name at least one model: --model LABEL=CHECKPOINT_OR_RUN")
@@ -113,7 +113,7 @@ def measure_case(checkpoint: Path, photo: Photo, size: tuple[int, int], mode: st
             "seed": seed, "tile": tile, "overlap": overlap, "threads": threads}
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     try:
-        out = subprocess.run([sys.executable, "-m", "serpentir.bench.scaling", json.dumps(spec)], env=env,
+        out = subprocess.run([sys.executable, "-m", "serpentir_lab.scaling.run", json.dumps(spec)], env=env,
                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s"}
@@ -125,7 +125,7 @@ def measure_case(checkpoint: Path, photo: Photo, size: tuple[int, int], mode: st
 
 def centre_crop(path: str | Path, size: tuple[int, int]):
     """The (3, h, w) centre crop of a photo, size = (w, h): what both the restoration and its reference see."""
-    from ..image_io import load_image
+    from serpentir.image_io import load_image
 
     clean = load_image(path, channels=3)
     (w, h), (H, W) = size, clean.shape[-2:]
@@ -135,7 +135,7 @@ def centre_crop(path: str | Path, size: tuple[int, int]):
 
 def degrade(task: dict, clean, seed: int):
     """The crop degraded by the models' task with the photo's seed (the same pixels for every model and mode)."""
-    from ..engine.build import build_task
+    from serpentir.checkpoint import build_task
 
     return build_task(task["name"], task.get("params", {}))(clean, seed)
 
@@ -144,10 +144,8 @@ def _child(spec: dict) -> dict:
     """Runs in the child: crop, degrade, restore (timed, peak memory read), then score."""
     import torch
 
-    from ..engine.checkpoint import load_checkpoint
-    from ..engine.evaluate import score
-    from ..engine.memory import process_status_bytes, reset_peak_rss
-    from ..engine.tiling import run_tiled
+    from serpentir.checkpoint import load_checkpoint
+    from serpentir.infer import process_status_bytes, reset_peak_rss, run_tiled, score
 
     torch.set_num_threads(spec["threads"])
     model, _, _ = load_checkpoint(spec["checkpoint"])
@@ -173,7 +171,7 @@ def _child(spec: dict) -> dict:
 
 def input_scores(photo: Photo, size: tuple[int, int], task: dict, seed: int) -> dict:
     """PSNR/SSIM/LPIPS of the degraded crop itself: the line every restoration is read against."""
-    from ..engine.evaluate import score
+    from serpentir.infer import score
 
     clean = centre_crop(photo.path, size)
     degraded = degrade(task, clean, seed)[:3].clamp(0, 1)
