@@ -27,7 +27,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # NOT_LEARNT: where or how visibly a run goes, not what it learns from (two runs that differ only here
 # learn the same weights). ADDED_LATER: a setting added after run folders were first named by the
 # digest of what they learn; left out while at its default, so those folders keep their names. Give
-# every new field ADDED_LATER (or NOT_LEARNT): tests/test_engine_config.py checks it.
+# every new field ADDED_LATER (or NOT_LEARNT): tests/test_learnt.py checks it.
 NOT_LEARNT = MappingProxyType({"learnt": False})
 ADDED_LATER = MappingProxyType({"added_later": True})
 
