@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import textwrap
 
+from ..errors import UserError
+
+DEFAULT_TILE_OVERLAP = 32
+
 
 def wrap(text: str) -> str:
     """Descriptions sit beside hand-laid-out examples (raw formatting), so they are wrapped here."""
@@ -46,3 +50,17 @@ def quality(text: str) -> int:
     if value > 100:
         raise argparse.ArgumentTypeError(f"expected a quality from 1 to 100, got {text!r}")
     return value
+
+
+def tile_overlap(tile: int | None, overlap: int | None) -> int:
+    """The tile overlap to use: an explicit one too large for an explicit tile is refused, not capped.
+
+    Neighbouring tiles' blends must not meet, so the overlap stays below half the tile: the default is
+    reduced to fit a small tile (as it is for tiles chosen to fit memory), a value the user gave is not.
+    """
+    if overlap is None:
+        return DEFAULT_TILE_OVERLAP
+    if tile is not None and tile >= 8 and overlap > (tile - 1) // 2:
+        raise UserError(f"--tile-overlap {overlap} does not fit --tile {tile}: the overlap must stay below half "
+                        f"the tile (at most {(tile - 1) // 2})")
+    return overlap

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from ..errors import UserError
-from .args import positive_int
+from .args import positive_int, wrap
 
 
 def _cmd_models(args: argparse.Namespace) -> None:
@@ -23,10 +23,12 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
 def _cmd_tasks(args: argparse.Namespace) -> None:
     from ..degradations import get_task, list_tasks
+    from ..infer import bundled_tasks
 
-    print(f"{'name':<16} description")
+    bundled = set(bundled_tasks())
+    print(f"{'name':<16} {'bundled':<8} description")
     for name in list_tasks():
-        print(f"{name:<16} {get_task(name).description}")
+        print(f"{name:<16} {'yes' if name in bundled else 'no':<8} {get_task(name).description}")
 
 
 def _cmd_forward(args: argparse.Namespace) -> None:
@@ -56,17 +58,31 @@ def _cmd_forward(args: argparse.Namespace) -> None:
 
 
 def add_models_parser(sub) -> None:
-    p = sub.add_parser("models", help="list the registered model configurations")
+    p = sub.add_parser(
+        "models", help="list the registered model configurations",
+        description=wrap("List every registered model configuration (the names `serpentir train` and "
+                         "`serpentir forward` take) with its parameter count and a one-line description. "
+                         "Counting builds each model without memory (PyTorch's meta device), so this is instant."))
     p.set_defaults(func=_cmd_models)
 
 
 def add_tasks_parser(sub) -> None:
-    p = sub.add_parser("tasks", help="list the restoration tasks (degradations)")
+    p = sub.add_parser(
+        "tasks", help="list the restoration tasks (degradations) and which have bundled weights",
+        description=wrap("List every restoration task: the degradation a model learns to undo, with its "
+                         "parameters. 'bundled' says whether a trained model ships with serpentir (usable by "
+                         "`serpentir restore --task NAME` without --weights); any task can be trained with "
+                         "`serpentir train`."))
     p.set_defaults(func=_cmd_tasks)
 
 
 def add_forward_parser(sub) -> None:
-    p = sub.add_parser("forward", help="run one forward pass of a model on a real bundled photo and time it")
+    p = sub.add_parser(
+        "forward", help="run one forward pass of a model on a real bundled photo and time it",
+        description=wrap("Build a registered model with random weights (seed 0), run it once to warm up and once "
+                         "timed on scikit-image's astronaut photo resized to SIZE x SIZE, and print the input and "
+                         "output shapes, the parameter count and the time: a check that a model runs here, and "
+                         "how fast, before training it."))
     p.add_argument("--model", default="serpent-t", help="registered model name (see `serpentir models`)")
     p.add_argument("--size", type=positive_int, default=256, help="square input size in pixels (default 256)")
     p.set_defaults(func=_cmd_forward)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from .args import non_negative_int, positive_int, wrap
+from .args import DEFAULT_TILE_OVERLAP, non_negative_int, positive_int, tile_overlap, wrap
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -64,7 +64,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     rows, summary = evaluate_checkpoint(
         args.weights, args.out, data_dir=args.data, input_dir=args.input_dir, target_dir=args.target_dir,
         seed=args.seed, device=args.device, with_lpips=not args.no_lpips, crop_border=args.crop_border,
-        y_channel=args.y_channel, tile=args.tile, overlap=args.tile_overlap, save_images=args.save_images)
+        y_channel=args.y_channel, tile=args.tile, overlap=tile_overlap(args.tile, args.tile_overlap), save_images=args.save_images)
     print(f"{summary['images']} images, means (per-image scores in {Path(args.out) / 'per_image.csv'}):")
     print(format_summary(summary))
 
@@ -89,7 +89,8 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--crop-border", type=non_negative_int, default=0, metavar="PX", help="pixels ignored at each border")
     p.add_argument("--y-channel", action="store_true", help="score the luma (BT.601 Y) channel, as SR papers do")
     p.add_argument("--tile", type=positive_int, metavar="N", help="restore in N x N tiles (bounded memory)")
-    p.add_argument("--tile-overlap", type=non_negative_int, default=32, metavar="PX", help="tile overlap (default 32)")
+    p.add_argument("--tile-overlap", type=non_negative_int, default=None, metavar="PX",
+                   help=f"tile overlap (default {DEFAULT_TILE_OVERLAP}); with --tile N at most (N-1)/2, else an error")
     p.add_argument("--save-images", action="store_true", help="also write the restored images to OUT/images/")
     p.set_defaults(func=_cmd_eval)
 

@@ -12,7 +12,8 @@
 """
 
 from .api import load_model, restore
-from .catalogue import DEFAULT_TASK, WEIGHTS_DIR, bundled_checkpoints, bundled_tasks, bundled_weights, expects
+from .catalogue import (DEFAULT_TASK, FIXED_STRENGTH, WEIGHTS_DIR, bundled_checkpoints, bundled_tasks, bundled_weights,
+                        expects)
 from .degrade_folder import degrade_folder
 from .evaluate import (degraded_items, evaluate_checkpoint, evaluate_model, format_summary, paired_items, score,
                        summarize)
@@ -22,7 +23,7 @@ from .memory import process_status_bytes, reset_peak_rss
 from .tiling import run_tiled
 
 __all__ = [
-    "DEFAULT_TASK", "RestoreJob", "RestoreReport", "WEIGHTS_DIR", "bundled_checkpoints", "bundled_tasks",
+    "DEFAULT_TASK", "FIXED_STRENGTH", "RestoreJob", "RestoreReport", "WEIGHTS_DIR", "bundled_checkpoints", "bundled_tasks",
     "bundled_weights", "degrade_folder", "degraded_items", "evaluate_checkpoint", "evaluate_model", "expects",
     "format_summary", "load_model", "paired_items", "plan_restore", "process_status_bytes", "reset_peak_rss",
     "restore", "restore_path", "restore_picture", "restore_tensor", "run_tiled", "score", "side_by_side", "summarize",

@@ -41,8 +41,8 @@ def restore(image, task: str | None = None, model: nn.Module | str | Path | None
     """Restore a PIL image, a numpy array (HW or HWC; uint8, uint16 or float in [0, 1]) or a tensor
     ((C, H, W) or (N, C, H, W); float in [0, 1] or uint8), returning the same kind, mode, dtype and size.
 
-    task picks a bundled model (default gaussian_deblur) or is checked against `model` (a loaded
-    model or a checkpoint path). Grey stays grey; an alpha channel (LA / RGBA, or a 2nd / 4th
+    task picks a bundled model (default general, the blind model for blur, noise and JPEG of any
+    strength) or is checked against `model` (a loaded model or a checkpoint path). Grey stays grey; an alpha channel (LA / RGBA, or a 2nd / 4th
     channel) is returned bit-exact. tile restores in tiles of that size (otherwise tiles are used only
     when the whole image would not fit in memory). mask (same kinds, 1 = missing) is for inpainting.
     """

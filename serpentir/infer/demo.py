@@ -20,8 +20,11 @@ DEMO_PHOTO = "astronaut"  # a held-out validation photo: the bundled models neve
 
 
 def run_demo(output: str | Path, *, task: str | None = None, image: str | Path | None = None,
-             overwrite: bool = False) -> str:
-    """Write degraded | restored | original to `output` (PNG); return a one-paragraph report."""
+             weights: str | Path | None = None, overwrite: bool = False) -> str:
+    """Write degraded | restored | original to `output` (PNG); return a one-paragraph report.
+
+    weights: a checkpoint instead of the task's bundled weights; the photo is degraded with its own task.
+    """
     from ..data import sample_images_dir
     from ..image_io import load_image, save_image
     from ..metrics import psnr, ssim
@@ -29,8 +32,11 @@ def run_demo(output: str | Path, *, task: str | None = None, image: str | Path |
     output = Path(output)
     if output.exists() and not overwrite:
         raise UserError(f"{output}: already exists; pass --overwrite to replace it")
-    weights = bundled_weights(task)
+    weights_label = f"weights {weights}" if weights else None
+    weights = Path(weights) if weights else bundled_weights(task)
     model, deg, _ = load_checkpoint(weights)
+    if task and task != deg.name:
+        raise UserError(f"{weights} was trained for task {deg.name!r}, not {task!r}")
     source = Path(image) if image else sample_images_dir() / "val" / f"{DEMO_PHOTO}.png"
     clean = load_image(source, channels=3)
     degraded = deg(clean, seed=0)
@@ -49,7 +55,8 @@ def run_demo(output: str | Path, *, task: str | None = None, image: str | Path |
     from ..degradations import BlindDegradation, describe
 
     drawn = f" ({describe(deg.sample(0))})" if isinstance(deg, BlindDegradation) else ""
-    return (f"{source.name} ({clean.shape[2]}x{clean.shape[1]}), task {deg.name}{drawn}, bundled {weights.name}:\n"
+    return (f"{source.name} ({clean.shape[2]}x{clean.shape[1]}), task {deg.name}{drawn}, "
+            f"{weights_label or 'bundled ' + weights.name}:\n"
             f"  degraded  {scores(visible)}\n  restored  {scores(restored)}\n"
             f"wrote degraded | restored | original to {output}")
 
