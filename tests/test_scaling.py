@@ -1,4 +1,4 @@
-"""The whole-against-tiled scaling benchmark (benchmarks/scaling.py) on small crops of a real photo."""
+"""The whole-against-tiled scaling benchmark (python -m serpentir_lab.scaling) on small crops of a real photo."""
 
 from __future__ import annotations
 
