@@ -141,8 +141,7 @@ BIG_WORKER = """
 import json, sys, time, torch, numpy as np
 from skimage import data, transform
 import serpentir
-from serpentir.engine.memory import process_status_bytes
-from serpentir.engine.restore import DEFAULT_TASK
+from serpentir.infer import DEFAULT_TASK, process_status_bytes
 w, h = map(int, sys.argv[1].split("x"))
 model = serpentir.load_model(DEFAULT_TASK)
 photo = transform.resize(data.astronaut(), (h, w), order=1, anti_aliasing=False).astype(np.float32)

@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime
 
-    from serpentir.engine import load_checkpoint
-    from serpentir.engine.restore import bundled_weights
+    from serpentir.checkpoint import load_checkpoint
     from serpentir.export.onnx import export_onnx
+    from serpentir.infer import bundled_weights
     from serpentir.ops.scan_export import EXPORT_CHUNK
 
     torch.set_num_threads(args.threads)

@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from serpentir.checkpoint import load_checkpoint
 from serpentir.data import sample_images_dir
-from serpentir.engine.checkpoint import load_checkpoint
-from serpentir.engine.restore import bundled_weights, restore_tensor
 from serpentir.image_io import list_images, load_image
+from serpentir.infer import bundled_weights, restore_tensor
 
 
 def shift(a: torch.Tensor, b: torch.Tensor) -> str:

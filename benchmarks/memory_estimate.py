@@ -16,7 +16,7 @@ import sys
 def measure(task: str, side: int) -> int:
     code = f"""
 import json, torch, serpentir
-from serpentir.engine.memory import process_status_bytes, reset_peak_rss
+from serpentir.infer import process_status_bytes, reset_peak_rss
 m = serpentir.load_model({task!r})
 with torch.no_grad():
     m(torch.rand(1, 3, 32, 32))
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="256,512,768")
     args = parser.parse_args()
     import serpentir
-    from serpentir.engine.memory import SAFETY, peak_model
+    from serpentir.infer.memory import SAFETY, peak_model
 
     fit = peak_model(serpentir.load_model(args.task), 3)
     for name, line in (("whole map", fit.whole), ("in pieces", fit.in_pieces)):

@@ -50,12 +50,12 @@ def split_corpus(corpus: Path, out: Path, choice: tuple[str, ...]) -> tuple[Path
 
 def train_run(base: str, overrides: list[str], run_dir: Path) -> float:
     """Train (or resume) one run; returns the wall seconds its log recorded for the steps it did here."""
-    from serpentir.engine import load_config, train
+    from serpentir.train import last_checkpoint, load_config, train
 
     config = load_config(base, overrides + [f"out_dir={run_dir}", "resume=true", "tensorboard=false"])
-    done = run_dir / "checkpoints" / "last.safetensors"
+    done = last_checkpoint(run_dir)
     if done.is_file():
-        from serpentir.engine.checkpoint import read_metadata
+        from serpentir.checkpoint import read_metadata
 
         if int(read_metadata(done)["step"]) >= config.steps:
             return 0.0
@@ -72,12 +72,12 @@ def score_run(run_dir: Path, task_name: str, photos, cache_key: dict) -> dict:
         if cached.get("key") == cache_key:
             return cached["gains"]
     from serpentir import load_model
-    from serpentir.engine.build import build_task
-    from serpentir.engine.blind_validation import STRENGTHS
-    from serpentir.engine.evaluate import score
-    from serpentir.engine.restore import restore_tensor
+    from serpentir.checkpoint import build_task
+    from serpentir.infer import restore_tensor, score
+    from serpentir.train import last_checkpoint
+    from serpentir_lab.release.blind_validation import STRENGTHS
 
-    model = load_model(run_dir / "checkpoints" / "last.safetensors")
+    model = load_model(last_checkpoint(run_dir))
     task = build_task(task_name, {})
     gains: dict[str, dict[str, list[float]]] = {}
     with torch.no_grad():
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from serpentir.engine.blind_validation import load_val_photos
+    from serpentir_lab.release.blind_validation import load_val_photos
 
     train_dir, choice_dir = split_corpus(args.corpus, args.runs / "split", tuple(args.choice.split(",")))
     common = [f"data.train_dir={train_dir}", f"data.val_dir={choice_dir}", f"steps={args.steps}",

@@ -11,7 +11,7 @@ import sys
 import torch
 from safetensors import safe_open
 
-from serpentir.engine.checkpoint import DIGEST_KEY, add_digest
+from serpentir.checkpoint import DIGEST_KEY, add_digest
 
 
 def _read(path: str) -> tuple[dict, dict]:

@@ -22,8 +22,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from serpentir.engine.blind_card import bundle_blind_run
-from serpentir.engine.bundle import bundle_run
+from serpentir.train import CONFIG, run_dir_of
+from serpentir_lab.release import bundle_blind_run, bundle_run
 
 
 def main() -> None:
@@ -38,9 +38,9 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=768, help="with --corpus: cap the photos' long side (768)")
     parser.add_argument("--notes-file", type=Path, help="with --corpus: markdown appended to the card")
     args = parser.parse_args()
-    run_dir = args.checkpoint.parent.parent
+    run_dir = run_dir_of(args.checkpoint)
     ended = args.checkpoint.stat().st_mtime
-    wall = args.wall_time_min * 60 if args.wall_time_min else ended - (run_dir / "config.yaml").stat().st_mtime
+    wall = args.wall_time_min * 60 if args.wall_time_min else ended - (run_dir / CONFIG).stat().st_mtime
     produced_by = shlex.join(["python", "scripts/bundle_weights.py", *sys.argv[1:]])
     if args.corpus:
         notes = "\n" + args.notes_file.read_text() if args.notes_file else ""

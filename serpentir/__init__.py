@@ -1,8 +1,13 @@
 """serpentir: image restoration with Serpent, a multi-scale selective state-space network.
 
 Public API: load_model and restore (a bundled or trained model applied to a PIL image, numpy array or
-tensor, the same kind coming back), create_model, list_models, model_info. Lower layers: serpentir.ops (the scan),
-serpentir.layers (network pieces), serpentir.models (architectures and their registry).
+tensor, the same kind coming back), create_model, list_models, model_info.
+
+The packages, bottom up: ops (the scan), layers (network pieces), models (architectures and their
+registry), degradations, image_io, metrics, data; checkpoint (the file format), infer (the restore
+API, files and folders, tiling, memory planning, the bundled weights' catalogue, evaluation), train
+(config, loop, run folders); serve, export and cli on top. The experiment and release workshop is a
+separate package, serpentir_lab, which this library never imports.
 """
 
 import os as _os
@@ -12,7 +17,7 @@ import os as _os
 # so it only takes effect when serpentir is imported before torch allocates. Set it to 0 to opt out.
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-from .engine.api import load_model, restore  # noqa: E402
+from .infer.api import load_model, restore  # noqa: E402
 from .models import create_model, list_models, model_info  # noqa: E402
 
 __version__ = "0.1.0"

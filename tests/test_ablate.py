@@ -10,16 +10,16 @@ import torch
 import yaml
 from skimage.metrics import peak_signal_noise_ratio
 
-from serpentir.bench.ablate import load_study, run_study
-from serpentir.bench.ablate.report import CSV_COLUMNS
+from serpentir.checkpoint import load_checkpoint, read_metadata
 from serpentir.cli import main
 from serpentir.data import sample_images_dir
-from serpentir.engine import train
-from serpentir.engine.bundle import validation_items
-from serpentir.engine.checkpoint import load_checkpoint, read_metadata
-from serpentir.engine.restore import restore_tensor
 from serpentir.image_io import list_images
+from serpentir.infer import restore_tensor
 from serpentir.models import create_model
+from serpentir.train import train
+from serpentir_lab.ablate import load_study, run_study
+from serpentir_lab.ablate.report import CSV_COLUMNS
+from serpentir_lab.release.bundle import validation_items
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -8,8 +8,7 @@ from PIL import Image
 
 import serpentir
 from real_photos import photo, photo_array
-from serpentir.engine import save_checkpoint
-from serpentir.engine.build import build_model, build_task
+from serpentir.checkpoint import build_model, build_task, save_checkpoint
 from serpentir.errors import UserError
 from serpentir.metrics import psnr
 

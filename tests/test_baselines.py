@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import serpentir
-from serpentir.bench import count_flops
 from serpentir.models.swinir import SwinIR
+from serpentir_lab.bench import count_flops
 
 BASELINES = ["swinir-s", "swinir-b", "swinir-l", "restormer", "nafnet-w32", "nafnet-w64", "unet"]
 SMALL = ["swinir-s", "restormer", "nafnet-w32", "unet"]  # one per architecture, for the slower checks

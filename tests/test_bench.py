@@ -6,12 +6,12 @@ import struct
 
 import pytest
 
-from serpentir.bench.command import add_bench_parser
-from serpentir.bench.cost import BenchSettings, run_benchmark
-from serpentir.bench.measure import is_out_of_memory
-from serpentir.bench.report import CSV_COLUMNS, loglog_slope
+from serpentir.cli.workshop import add_bench_parser
 from serpentir.errors import UserError
 from serpentir.ops import SCAN_FLOP_FORMULA
+from serpentir_lab.bench.cost import run_benchmark, BenchSettings
+from serpentir_lab.bench.measure import is_out_of_memory
+from serpentir_lab.bench.report import CSV_COLUMNS, loglog_slope
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -8,13 +8,12 @@ import torch
 from PIL import Image
 
 from real_photos import photo_array
-from serpentir import corpus
-from serpentir.engine import load_checkpoint, save_checkpoint
-from serpentir.engine.blind_card import bundle_blind_run
-from serpentir.engine.blind_validation import STRENGTHS, evaluate_strengths, floors
-from serpentir.engine.build import build_model, build_task
+from serpentir.checkpoint import build_model, build_task, load_checkpoint, save_checkpoint
 from serpentir.image_io import load_image
 from serpentir.metrics import psnr
+from serpentir_lab import corpus
+from serpentir_lab.release.blind_card import bundle_blind_run
+from serpentir_lab.release.blind_validation import STRENGTHS, evaluate_strengths, floors
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,13 +6,12 @@ import torch
 
 from real_photos import photo
 from serpentir import cli
-from serpentir.engine import load_checkpoint, save_checkpoint
-from serpentir.engine import restore as restore_module
-from serpentir.engine.build import build_model, build_task
-from serpentir.engine.bundle import bundle_run
+from serpentir.checkpoint import build_model, build_task, load_checkpoint, save_checkpoint
 from serpentir.degradations import describe
-from serpentir.engine.demo import run_demo
 from serpentir.image_io import load_image, save_image
+from serpentir.infer import catalogue
+from serpentir.infer.demo import run_demo
+from serpentir_lab.release.bundle import bundle_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,7 +36,7 @@ def bundled(tmp_path, monkeypatch):
     general = build_task("general")
     save_checkpoint(weights_dir / "general.safetensors", model=build_model("serpent-t", {}, channels=3), task=general,
                     step=3)
-    monkeypatch.setattr(restore_module, "WEIGHTS_DIR", weights_dir)
+    monkeypatch.setattr(catalogue, "WEIGHTS_DIR", weights_dir)
     return weights, card, val
 
 
@@ -90,7 +89,7 @@ def test_restore_defaults_to_the_bundled_general_model_and_shows_both(bundled, t
 
 def test_the_bundled_deblurring_model_sharpens_a_held_out_photo():
     """The shipped weights themselves: astronaut is a validation photo, never trained on."""
-    from serpentir.engine.restore import bundled_weights
+    from serpentir.infer import bundled_weights
     from serpentir.metrics import psnr
 
     model, task, _ = load_checkpoint(bundled_weights("gaussian_deblur"))
@@ -106,7 +105,7 @@ def test_the_bundled_general_model_keeps_sharp_photos_and_removes_noise():
     """The shipped default model on held-out photos (astronaut, coffee: never trained on). It was
     measured at 43-46 dB on these sharp crops and +3.2 to +4.0 dB on noise 15/255; blur and JPEG
     it barely changes (see general.md), so for those only 'does no real harm' is asserted."""
-    from serpentir.engine.restore import bundled_weights
+    from serpentir.infer import bundled_weights
     from serpentir.metrics import psnr
 
     model, task, _ = load_checkpoint(bundled_weights(None))
@@ -129,7 +128,7 @@ def test_the_bundled_general_model_keeps_sharp_photos_and_removes_noise():
 
 def test_the_bundled_blind_jpeg_model_improves_quality_10():
     """jpeg_blind on held-out crops at quality 10: measured +0.24 and +0.27 dB (see jpeg_blind.md)."""
-    from serpentir.engine.restore import bundled_weights
+    from serpentir.infer import bundled_weights
     from serpentir.metrics import psnr
 
     model, task, _ = load_checkpoint(bundled_weights("jpeg_blind"))

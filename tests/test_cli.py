@@ -10,8 +10,7 @@ import torch
 
 from real_photos import photo
 from serpentir import cli
-from serpentir.engine import save_checkpoint
-from serpentir.engine.build import build_model, build_task
+from serpentir.checkpoint import build_model, build_task, save_checkpoint
 from serpentir.image_io import load_image, save_image
 
 

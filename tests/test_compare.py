@@ -7,12 +7,14 @@ import torch
 from PIL import Image
 
 from real_photos import photo_array
-from serpentir.bench import count_flops
-from serpentir.bench.compare import compare_runs, protocol_differences, training_seconds
-from serpentir.bench.compare_report import write_comparison
+from serpentir.checkpoint import load_checkpoint
 from serpentir.cli import main
-from serpentir.engine import evaluate_checkpoint, load_checkpoint, load_config, train
 from serpentir.errors import UserError
+from serpentir.infer import evaluate_checkpoint
+from serpentir.train import load_config, train
+from serpentir_lab.bench import count_flops
+from serpentir_lab.compare import compare_runs, protocol_differences, training_seconds
+from serpentir_lab.compare_report import write_comparison
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from real_photos import photo_array
-from serpentir import corpus
 from serpentir.cli import main
 from serpentir.errors import UserError
+from serpentir_lab import corpus
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import torch
 
 from real_photos import photo
 from serpentir import cli
-from serpentir.engine import load_checkpoint, restore_tensor
-from serpentir.engine.restore import bundled_weights
+from serpentir.checkpoint import load_checkpoint
+from serpentir.infer import bundled_weights, restore_tensor
 
 TASK = "denoise"  # the smallest bundled model
 

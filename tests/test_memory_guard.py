@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from serpentir.engine.memory import SAFETY, PeakLine, PeakModel, peak_model
+from serpentir.infer.memory import SAFETY, peak_model, PeakLine, PeakModel
 from serpentir.layers import pieces
 from serpentir.models import create_model
 

@@ -2,7 +2,6 @@
 broken files and resume, the memory guard tiles or refuses, corrupted weights are refused."""
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +12,10 @@ from safetensors import safe_open
 
 from real_photos import photo, photo_array
 from serpentir import cli
-from serpentir.engine import load_checkpoint, save_checkpoint
-from serpentir.engine.build import build_model, build_task
-from serpentir.engine.restore import WEIGHTS_DIR
-from serpentir.engine.tiling import run_tiled
+from serpentir.checkpoint import build_model, build_task, load_checkpoint, save_checkpoint
 from serpentir.image_io import read_picture, save_image
 from serpentir.image_io.png16 import encode_png16
+from serpentir.infer import WEIGHTS_DIR, run_tiled
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -129,7 +126,7 @@ def test_absurd_tile_counts_are_refused_with_the_minimum(tmp_path, ckpt, capsys)
                        capsys)
     assert code == 2 and "10000" in err.replace(",", "") and "smallest tile size for it is" in err
     smallest = int(err.split("smallest tile size for it is ")[1].strip())
-    from serpentir.engine.tiling import tile_count
+    from serpentir.infer.tiling import tile_count
 
     assert tile_count(1200, 1000, smallest, 32) <= 10000 < tile_count(1200, 1000, smallest - 1, 32)
 
@@ -178,7 +175,7 @@ def test_verbose_after_the_command_and_help_lists_bundled_tasks(tmp_path, ckpt, 
     with pytest.raises(SystemExit):
         cli.main(["restore", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    weights = Path(cli.__file__).parent / "weights"
+    weights = WEIGHTS_DIR
     files = sorted(p.stem for p in weights.glob("*.safetensors"))  # each bundled file is named after its task
     assert {"general", "gaussian_deblur", "denoise"} <= set(files)
     assert f"Bundled tasks (no --weights needed): {', '.join(files)}." in text
@@ -186,7 +183,7 @@ def test_verbose_after_the_command_and_help_lists_bundled_tasks(tmp_path, ckpt, 
 
 def test_where_memory_cannot_be_measured_images_are_restored_whole_with_a_warning(ckpt, monkeypatch, caplog):
     import serpentir
-    from serpentir.engine import memory
+    from serpentir.infer import memory
 
     monkeypatch.setattr(memory, "reset_peak_rss", lambda: False)  # a system without /proc/self/clear_refs
     monkeypatch.setenv("SERPENTIR_AVAILABLE_MEMORY", "1M")

@@ -1,4 +1,4 @@
-"""The whole-against-tiled scaling benchmark (benchmarks/scaling.py) on small crops of a real photo."""
+"""The whole-against-tiled scaling benchmark (python -m serpentir_lab.scaling) on small crops of a real photo."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import torch
 
 from real_photos import photo
 from serpentir import metrics
-from serpentir.bench.scaling import COLUMNS, Photo, run_scaling
-from serpentir.engine import save_checkpoint
-from serpentir.engine.build import build_model, build_task
+from serpentir.checkpoint import build_model, build_task, save_checkpoint
 from serpentir.errors import UserError
 from serpentir.image_io import save_image
+from serpentir_lab.scaling import COLUMNS, run_scaling, Photo
 
 
 def _checkpoint(folder, model_name: str, task_name: str):

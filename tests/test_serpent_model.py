@@ -3,8 +3,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import serpentir
-from serpentir.bench import count_flops
 from serpentir.layers import VSSBlock
+from serpentir_lab.bench import count_flops
 
 SWINIR_B_PARAMS = 11.5e6  # embedding 180, 6x6 Swin layers, window 8, no upsampler (SwinIR paper)
 

@@ -21,8 +21,8 @@ from PIL.PngImagePlugin import PngInfo
 from real_photos import photo_array
 from serve_server import SMALLEST_TASK, cli_restore, get_json, post, running_server, stop
 from serpentir import cli
-from serpentir.engine.checkpoint import read_metadata
-from serpentir.engine.restore import DEFAULT_TASK, WEIGHTS_DIR
+from serpentir.checkpoint import read_metadata
+from serpentir.infer import DEFAULT_TASK, WEIGHTS_DIR
 
 MAX_UPLOAD_MB = 0.25
 MAX_PIXELS = 200 * 200

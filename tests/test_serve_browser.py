@@ -17,8 +17,8 @@ from PIL import Image
 from real_photos import photo
 from serve_server import SMALLEST_TASK, cli_restore, running_server
 from serpentir.degradations import get_task
-from serpentir.engine.restore import DEFAULT_TASK
 from serpentir.image_io import save_image
+from serpentir.infer import DEFAULT_TASK
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -143,7 +143,7 @@ def test_missing_web_extra_is_a_one_line_error(monkeypatch, capsys):
 
 
 def test_the_library_and_the_cli_parser_do_not_import_the_server():
-    code = ("import sys, serpentir, serpentir.engine, serpentir.cli; serpentir.cli.build_parser(); "
+    code = ("import sys, serpentir, serpentir.train, serpentir.infer, serpentir.cli; serpentir.cli.build_parser(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn') "
             "or m.startswith('serpentir.serve')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

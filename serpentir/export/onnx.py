@@ -137,8 +137,8 @@ def export_onnx(target: str | Path, *, task: str | None = None, weights: str | P
     The check runs onnxruntime (when installed) on a crop of a real photo at an odd size other
     than the traced one, before the file takes its name: above PARITY_TOLERANCE nothing is written.
     """
-    from ..engine.checkpoint import load_checkpoint
-    from ..engine.restore import bundled_weights
+    from ..checkpoint.format import load_checkpoint
+    from ..infer.catalogue import bundled_weights
 
     require_onnx()
     target = Path(target)

@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import UserError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+MASK_FOLDER = "masks"  # a folder of masks beside degraded images, as `serpentir degrade` writes them
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
 
 

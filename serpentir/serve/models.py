@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint.format import load_checkpoint, read_metadata
 from ..degradations import Degradation, get_task
-from ..engine.checkpoint import load_checkpoint, read_metadata
-from ..engine.restore import DEFAULT_TASK, bundled_checkpoints
 from ..errors import UserError
+from ..infer.catalogue import DEFAULT_TASK, bundled_checkpoints
 from .limits import UploadRejected
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..engine.inference import restore_picture
 from ..errors import UserError
+from ..infer.inference import restore_picture
 from ..image_io import read_picture, write_picture
 from .limits import Limits, UploadRejected
 from .models import LoadedModel

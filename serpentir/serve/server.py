@@ -23,7 +23,7 @@ def run_server(host: str, port: int, *, limits: Limits, device: str = "auto", ti
         if e.name and e.name.split(".")[0] in ("starlette", "uvicorn", "anyio"):
             raise UserError('serpentir serve needs the web extra: pip install "serpentir[web]"') from None
         raise
-    from ..engine.distributed import resolve_device
+    from ..device import resolve_device
 
     app = create_app(limits, device=resolve_device(device), tile=tile)
     sock = _bind(host, port)

@@ -1,0 +1,10 @@
+"""`serpentir ablate`: one study (a base training config plus variants) trained under one protocol,
+scored on the same held-out photos, and reported as ablations.csv, ablations.md and plots."""
+
+from serpentir.train import learning_digest
+
+from .result import VariantResult
+from .runner import run_study
+from .study import Study, Variant, load_study
+
+__all__ = ["Study", "Variant", "VariantResult", "learning_digest", "load_study", "run_study"]

@@ -1,0 +1,211 @@
+"""A study written out: ablations.csv, ablations.md and PNG plots (quality against cost, against each
+knob that varies, and every variant's learning curves, so a reader sees whether a ranking is settled)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from serpentir.atomic_write import atomic_path, write_text_atomic
+from serpentir.classical import classical_method_name
+from serpentir.train import TRAIN_LOG, VAL_LOG
+
+from ..compare_report import format_cell
+from .result import KNOBS, VariantResult
+from .study import Study
+
+CSV_COLUMNS = ("variant", "directions", "order", "patch_size", "d_state", "params", "gflops_512", "latency_512_ms",
+               "train_minutes", "psnr", "ssim", "lpips")
+
+
+def _number(value) -> float | None:
+    return value if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)) else None
+
+
+def _gflops(r: VariantResult) -> float | None:
+    return r.row.flops[512] / 1e9 if 512 in r.row.flops else None
+
+
+def _minutes(r: VariantResult) -> float | None:
+    return r.row.train_seconds / 60 if r.row.train_seconds is not None else None
+
+
+def csv_text(results: list[VariantResult], references: dict, classical: str) -> str:
+    """One row per variant (knobs empty for models without them), then the references with empty cost cells."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        k = r.knobs
+        writer.writerow([r.variant, format_cell(k.get("directions")), format_cell(k.get("order")), format_cell(k.get("patch_size")),
+                         format_cell(k.get("d_state")), r.row.params, format_cell(_gflops(r)), format_cell(_number(r.row.latency_ms)),
+                         format_cell(_minutes(r)), format_cell(r.row.psnr), format_cell(r.row.ssim), format_cell(r.row.lpips)])
+    for label, s in references.items():
+        name = "degraded input" if label == "input" else classical
+        writer.writerow([name] + [""] * 8 + [format_cell(s["psnr"]), format_cell(s["ssim"]), format_cell(s["lpips"])])
+    return buffer.getvalue()
+
+
+def _fmt(value, spec: str) -> str:
+    value = _number(value)
+    return "-" if value is None else format(value, spec)
+
+
+def markdown_text(study: Study, results: list[VariantResult], references: dict, classical: str, *, photos: list[str],
+                  differences: list[str], command: str, threads: int | None, latency_size: int | None) -> str:
+    """ablations.md: the question, the shared protocol, the table, caveats and the command."""
+    c = study.variants[0].config
+    train_photos = c.data.train_dir or "the bundled sample photos"
+    params = f" {c.task.params}" if c.task.params else ""
+    lines = [f"# Study `{study.name}`", ""]
+    if study.question:
+        lines += [f"**{study.question}**", ""]
+    lines += [
+        f"Protocol shared by every variant: task `{c.task.name}`{params}, training photos "
+        f"`{train_photos}`, {c.data.crop_size}-px crops, batch {c.data.batch_size}, {c.steps} steps, seed {c.seed}, "
+        f"AdamW lr {c.optim.lr:g} (warm-up {c.optim.warmup_steps}, cosine to {c.optim.min_lr:g}), "
+        f"{c.optim.loss} loss, EMA {c.ema_decay}. Scored on the whole held-out photos {', '.join(photos)} "
+        "(means; each photo degraded with its own fixed seed, the same for every variant).",
+        "",
+        "| variant | model | overrides | directions | order | patch | d_state | width | params | GFLOPs 512 "
+        f"| latency {latency_size or '-'} (ms) | peak MB {latency_size or '-'} | training (min) | PSNR (dB) | SSIM "
+        "| LPIPS |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    overrides = {v.name: v.overrides for v in study.variants}
+    for r in results:
+        k = r.knobs
+        own = ", ".join(f"`{o}`" for o in overrides.get(r.variant, [])) or "(base)"
+        lines.append(
+            f"| {r.variant} | {r.model} | {own} | {format_cell(k.get('directions')) or '-'} | {k.get('order') or '-'} "
+            f"| {format_cell(k.get('patch_size')) or '-'} | {format_cell(k.get('d_state')) or '-'} | {format_cell(k.get('embed_dim')) or '-'} "
+            f"| {r.row.params / 1e6:.3f}M | {_fmt(_gflops(r), '.2f')} | {_fmt(r.row.latency_ms, '.0f')} "
+            f"| {_fmt(r.row.infer_peak_mb, '.0f')} "
+            f"| {_fmt(_minutes(r), '.1f')} | {_fmt(r.row.psnr, '.2f')} | {_fmt(r.row.ssim, '.4f')} "
+            f"| {_fmt(r.row.lpips, '.4f')} |")
+    for label, s in references.items():
+        name = "degraded input" if label == "input" else classical
+        lines.append(f"| {name} | | | | | | | | | | | | | {_fmt(s['psnr'], '.2f')} | {_fmt(s['ssim'], '.4f')} "
+                     f"| {_fmt(s['lpips'], '.4f')} |")
+    notes = [f"training settings that differ beyond the variants' own overrides: {d}" for d in differences]
+    notes += [n for r in results for n in r.notes]
+    lines += [
+        "",
+        "GFLOPs: forward, one 3-channel 512x512 image (scans by formula); latency: median forward time at "
+        f"batch 1 in a fresh process ({threads or 'all'} torch threads); peak MB: the memory one inference "
+        "adds to that process (resident-set high-water mark); training: logged wall time of the "
+        "training loop. PSNR/SSIM on RGB, no border crop; LPIPS-alex v0.1, lower is better. Plots: "
+        "`quality_vs_gflops.png`, `psnr_vs_<knob>.png`, `learning_curves.png` (validation PSNR on centre "
+        "crops of the held-out photos during training, and the training loss).",
+    ]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    lines += ["", f"Produced by `{command}` on {platform.machine()}, {os.cpu_count()} CPU cores, torch "
+              f"{torch.__version__}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC."]
+    return "\n".join(lines) + "\n"
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _read_log(path: Path, column: str) -> tuple[list[int], list[float]]:
+    if not path.is_file():
+        return [], []
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get(column) not in (None, "", "nan")]
+    return [int(r["step"]) for r in rows], [float(r[column]) for r in rows]
+
+
+def plot_all(study: Study, results: list[VariantResult], references: dict, classical: str, out_dir: Path) -> list[Path]:
+    """quality_vs_gflops.png, psnr_vs_<knob>.png for each knob with several values, learning_curves.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for r in results:
+        if _gflops(r) is None:
+            continue
+        ax.scatter(_gflops(r), r.row.psnr, s=50, zorder=3, marker="*" if r.model.startswith("serpent") else "o")
+        ax.annotate(r.variant, (_gflops(r), r.row.psnr), textcoords="offset points", xytext=(5, 5), fontsize=9)
+    for key, style in (("input", ":"), ("classical", "--")):
+        ax.axhline(references[key]["psnr"], linestyle=style, color="grey",
+                   label="degraded input" if key == "input" else classical)
+    ax.set_xscale("log")
+    ax.set_xlabel("forward GFLOPs at 512x512 (log scale)")
+    ax.set_ylabel("PSNR on the held-out photos (dB)")
+    ax.set_title(f"{study.name}: quality against compute")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    _save(fig, out_dir / "quality_vs_gflops.png")
+    written.append(out_dir / "quality_vs_gflops.png")
+
+    for knob in KNOBS:
+        points = [(r.knobs.get(knob), r) for r in results if r.knobs.get(knob) is not None]
+        if len({str(v) for v, _ in points}) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        labels = [str(v) for v, _ in points]
+        ax.scatter(range(len(points)), [r.row.psnr for _, r in points], zorder=3)
+        for i, (_, r) in enumerate(points):
+            ax.annotate(r.variant, (i, r.row.psnr), textcoords="offset points", xytext=(5, 5), fontsize=9)
+        ax.set_xticks(range(len(points)), labels)
+        ax.set_xlabel(knob)
+        ax.set_ylabel("PSNR on the held-out photos (dB)")
+        ax.set_title(f"{study.name}: PSNR against {knob}")
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        _save(fig, out_dir / f"psnr_vs_{knob}.png")
+        written.append(out_dir / f"psnr_vs_{knob}.png")
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    for r in results:
+        steps, psnr = _read_log(r.run_dir / VAL_LOG, "psnr")
+        top.plot(steps, psnr, marker="o", ms=3, label=r.variant)
+        steps, loss = _read_log(r.run_dir / TRAIN_LOG, "loss")
+        if loss:  # a running mean over 10 log rows: the raw loss is as noisy as its batches
+            smooth = [sum(loss[max(0, i - 9):i + 1]) / len(loss[max(0, i - 9):i + 1]) for i in range(len(loss))]
+            bottom.plot(steps, smooth, label=r.variant)
+    top.set_ylabel("validation PSNR (dB, centre crops)")
+    bottom.set_ylabel("training loss (running mean)")
+    bottom.set_xlabel("step")
+    bottom.set_yscale("log")
+    for ax in (top, bottom):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    top.set_title(f"{study.name}: learning curves")
+    fig.tight_layout()
+    _save(fig, out_dir / "learning_curves.png")
+    written.append(out_dir / "learning_curves.png")
+    return written
+
+
+def write_report(study: Study, results: list[VariantResult], references: dict, task, out_dir: str | Path, *,
+                 photos: list[str], differences: list[str], command: str, threads: int | None,
+                 latency_size: int | None, plots: bool = True) -> str:
+    """ablations.csv, ablations.md and the plots in out_dir; returns the markdown."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    classical = classical_method_name(task)
+    text = markdown_text(study, results, references, classical, photos=photos, differences=differences,
+                         command=command, threads=threads, latency_size=latency_size)
+    write_text_atomic(out / "ablations.csv", csv_text(results, references, classical))
+    write_text_atomic(out / "ablations.md", text)
+    if plots:
+        plot_all(study, results, references, classical, out)
+    return text

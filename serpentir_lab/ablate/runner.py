@@ -1,0 +1,138 @@
+"""Run a study: train (or resume) every variant under one protocol, score all on the same photos.
+
+A finished variant is never trained again and its scores are cached in its run folder, keyed by
+what they were measured on, so adding a variant to a study, or rerunning an interrupted one, only
+does the missing work. The report is rewritten after every variant, so a long study can be read
+while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from serpentir.atomic_write import write_text_atomic
+from serpentir.checkpoint import read_metadata
+from serpentir.errors import UserError
+from serpentir.train import last_checkpoint
+
+from ..compare import CompareRow, measure_run, protocol_differences
+from .report import write_report
+from .result import KNOBS, VariantResult
+from .study import Study, Variant
+
+SCORES_FILE = "ablate_scores.json"
+
+
+def finished_step(run_dir: Path) -> int:
+    """The step of a run folder's last checkpoint, 0 if it has none."""
+    checkpoint = last_checkpoint(run_dir)
+    return int(read_metadata(checkpoint)["step"]) if checkpoint.is_file() else 0
+
+
+def train_variant(variant: Variant, run_dir: Path, *, progress: bool = True) -> None:
+    """Train until the config's step count, resuming exactly from the run's last checkpoint."""
+    from serpentir.train import train
+
+    done = finished_step(run_dir)
+    if done >= variant.config.steps:
+        return
+    config = variant.config
+    config.out_dir, config.resume, config.progress = str(run_dir), done > 0, progress
+    config.tensorboard = False
+    train(config)
+
+
+def model_knobs(checkpoint: Path) -> tuple[str, dict]:
+    """The architecture name and its study knobs, read from the model the checkpoint describes.
+
+    The model is built on the meta device from the checkpoint's metadata: its full configuration
+    (registered defaults included) without reading the weights, which measure_run loads anyway.
+    """
+    import torch
+
+    from serpentir.models import create_model
+
+    arch = read_metadata(checkpoint)["model"]
+    with torch.device("meta"):
+        model = create_model(arch["name"], **arch.get("kwargs", {}))
+    config = getattr(model, "config", None)
+    knobs = {k: getattr(config, k, None) for k in KNOBS}
+    return arch["name"], knobs
+
+
+def score_variant(name: str, run_dir: Path, items, cache_key: dict, *, latency_size: int | None, threads: int | None,
+                  repeats: int = 3) -> VariantResult:
+    """Cost and scores of a trained variant, from its cache when measured on the same photos at the same step."""
+    checkpoint = last_checkpoint(run_dir)
+    key = {**cache_key, "step": finished_step(run_dir), "latency_size": latency_size, "threads": threads,
+           "memory": True}
+    cache = run_dir / SCORES_FILE
+    if cache.is_file():
+        try:
+            saved = json.loads(cache.read_text())
+            if saved.get("key") == key:
+                row = CompareRow(**{**saved["row"], "flops": {int(k): v for k, v in saved["row"]["flops"].items()}})
+                return VariantResult(name, saved["model"], saved["knobs"], row, run_dir, saved.get("notes", []))
+        except (ValueError, KeyError, TypeError):
+            pass  # an unreadable or older cache is measured again
+    model, knobs = model_knobs(checkpoint)
+    row, notes = measure_run(name, checkpoint, items, flop_sizes=(512,), latency_size=latency_size,
+                             repeats=repeats, threads=threads, memory=True)
+    write_text_atomic(cache, json.dumps({"key": key, "model": model, "knobs": knobs, "row": asdict(row),
+                                         "notes": notes}, indent=1, default=str))
+    return VariantResult(name, model, knobs, row, run_dir, notes)
+
+
+def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None = None, only: list[str] | None = None,
+              latency_size: int | None = 512, threads: int | None = None, train: bool = True,
+              command: str = "", progress: bool = True) -> list[VariantResult]:
+    """Train and score the study's variants (those named in `only`, if given); write the report after each."""
+    from tqdm import tqdm
+
+    from serpentir.checkpoint import build_task
+    from serpentir.image_io import list_images
+
+    from ..release.bundle import reference_scores, validation_items
+
+    out_dir = Path(out_dir)
+    runs_dir = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
+    names = [v.name for v in study.variants]
+    for name in only or []:
+        if name not in names:
+            raise UserError(f"{study.path}: no variant {name!r} (variants: {', '.join(names)})")
+    tasks = {json.dumps({"name": v.config.task.name, "params": v.config.task.params}, sort_keys=True)
+             for v in study.variants}
+    if len(tasks) > 1:
+        raise UserError(f"{study.path}: the variants learn different tasks ({'; '.join(sorted(tasks))}): "
+                        "a study compares variants of one task")
+    if not study.val_dir.is_dir():
+        raise UserError(f"{study.path}: held-out photo folder not found: {study.val_dir}")
+    first = study.variants[0].config.task
+    task = build_task(first.name, first.params)
+    seed = study.variants[0].config.seed
+    items = validation_items(task, study.val_dir, seed)
+    photos = [p.name for p in list_images(study.val_dir)]
+    references = reference_scores(task, items)
+    cache_key = {"val_dir": str(study.val_dir.resolve()), "photos": photos, "seed": seed}
+
+    selected = [v for v in study.variants if not only or v.name in only]
+    own = {o.split("=")[0] for v in study.variants for o in v.overrides}  # what the variants are meant to vary
+    results: list[VariantResult] = []
+    configs: dict[str, dict] = {}  # each scored variant's saved training config
+    for variant in tqdm(selected, desc=f"ablate {study.name}", unit="variant", disable=not progress):
+        run_dir = study.run_dir(variant, runs_dir)
+        if train:
+            train_variant(variant, run_dir, progress=progress)
+        elif finished_step(run_dir) == 0:
+            continue  # --no-train: report what exists
+        results.append(score_variant(variant.name, run_dir, items, cache_key, latency_size=latency_size,
+                                     threads=threads))
+        configs[variant.name] = read_metadata(last_checkpoint(run_dir))["config"]
+        differences = [d for d in protocol_differences(configs) if d.split(":")[0] not in own]
+        write_report(study, results, references, task, out_dir, photos=photos, differences=differences,
+                     command=command, threads=threads, latency_size=latency_size)
+    if not results:
+        raise UserError(f"{study.path}: no variant has been trained yet (run without --no-train)")
+    return results
