@@ -36,9 +36,14 @@ def worker(spec: dict) -> dict:
 
     import torch
 
-    from serpentir.engine.config import load_config
-    from serpentir.engine.distributed import init_distributed
-    from serpentir.engine.train import _Run
+    try:
+        from serpentir.train.config import load_config
+        from serpentir.train.distributed import init_distributed
+        from serpentir.train.loop import _Run
+    except ImportError:  # a baseline checkout from before the layout of issue 20
+        from serpentir.engine.config import load_config
+        from serpentir.engine.distributed import init_distributed
+        from serpentir.engine.train import _Run
 
     torch.set_num_threads(spec["threads"])
     out = tempfile.mkdtemp(prefix="bench_train_")

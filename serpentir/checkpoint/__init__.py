@@ -7,7 +7,7 @@
 
 from .build import build_model, build_task
 from .format import (DIGEST_KEY, add_digest, load_checkpoint, load_train_state, load_weights, read_metadata,
-                     save_checkpoint, state_path_for)
+                     save_checkpoint, state_path_for, tensors_digest)
 
 __all__ = ["DIGEST_KEY", "add_digest", "build_model", "build_task", "load_checkpoint", "load_train_state",
-           "load_weights", "read_metadata", "save_checkpoint", "state_path_for"]
+           "load_weights", "read_metadata", "save_checkpoint", "state_path_for", "tensors_digest"]

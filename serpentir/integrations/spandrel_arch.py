@@ -1,6 +1,6 @@
 """The Serpent architecture as spandrel sees it: detect by key names, load by shapes (imports spandrel).
 
-Kept apart from serpentir.integrations.spandrel so that everything but these few lines of glue is
+Kept apart from serpent_description so that everything but these few lines of glue is
 importable and tested without spandrel; install() imports this module only when asked.
 """
 
@@ -13,7 +13,7 @@ from spandrel import (Architecture, ImageModelDescriptor, MaskedImageModelDescri
                       SizeRequirements, StateDict)
 from torch import nn
 
-from .spandrel import ARCH_ID, CheckpointInfo, build, describe, detect, restore_masked, select_weights, upscale_then_restore
+from .serpent_description import ARCH_ID, CheckpointInfo, build, describe, detect, restore_masked, select_weights, upscale_then_restore
 
 
 class SerpentArch(Architecture[nn.Module]):
