@@ -11,7 +11,9 @@ names its configs in order:
         --history "fine-tuned from stage 1: 6000 steps on 64-pixel crops" --wall-time-min 50
 
 A blind model trained on the real-photo corpus is validated per degradation strength on the corpus'
-held-out photos instead (whole photos, long side capped by --max-side):
+held-out photos instead (whole photos, long side capped by --max-side), against the model it would
+replace: it is refused unless no class gets worse and sharp photos stay >= 38 dB (--force overrides),
+and the card's history table gains a row:
 
     OMP_NUM_THREADS=1 python scripts/bundle_weights.py /work/runs/general/checkpoints/last.safetensors \
         --corpus /work/runs/corpus1600 --wall-time-min 70 --notes-file notes.md
@@ -37,6 +39,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="a blind model: validate on this corpus' held-out photos")
     parser.add_argument("--max-side", type=int, default=768, help="with --corpus: cap the photos' long side (768)")
     parser.add_argument("--notes-file", type=Path, help="with --corpus: markdown appended to the card")
+    parser.add_argument("--force", action="store_true",
+                        help="with --corpus: bundle even if worse than the bundled model in some class (said in the card)")
     args = parser.parse_args()
     run_dir = run_dir_of(args.checkpoint)
     ended = args.checkpoint.stat().st_mtime
@@ -46,7 +50,8 @@ def main() -> None:
         notes = "\n" + args.notes_file.read_text() if args.notes_file else ""
         weights, card = bundle_blind_run(args.checkpoint, args.corpus, train_started=ended - wall, train_ended=ended,
                                          wall_time_s=wall, max_side=args.max_side, configs=args.configs,
-                                         history=args.history, notes=notes, produced_by=produced_by)
+                                         history=args.history, notes=notes, produced_by=produced_by,
+                                         force=args.force)
     else:
         weights, card = bundle_run(args.checkpoint, wall_time_s=wall, configs=args.configs, history=args.history,
                                    produced_by=produced_by)

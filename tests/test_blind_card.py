@@ -75,3 +75,39 @@ def test_bundle_blind_run_writes_weights_and_card(tiny_corpus, tmp_path):
                    "- sharp photos >= 38 dB: met", "colour cast under 0.5 levels", "A note.",
                    "batch 8, crops 128 px"):
         assert needle in text, needle
+
+
+def _offset_model(offset: float):
+    """The identity model with a constant added to every output pixel: worse than identity in every class."""
+    model = _identity_model()
+    bias = [p for name, p in model.head.named_parameters() if name.endswith("bias")][-1]  # the last linear's
+    with torch.no_grad():
+        bias.fill_(offset)
+    return model
+
+
+def test_a_worse_candidate_is_refused_and_forced_ones_are_marked(tiny_corpus, tmp_path):
+    from serpentir.errors import UserError
+
+    task = build_task("general")
+    out = tmp_path / "weights"
+
+    def bundle(model, step, **kwargs):
+        ckpt = save_checkpoint(tmp_path / f"run{step}" / "last.safetensors", model=model, task=task, step=step,
+                               ema_model=model, config={"data": {"batch_size": 8, "crop_size": 128}})
+        return bundle_blind_run(ckpt, tiny_corpus, train_started=0.0, train_ended=600.0, wall_time_s=600,
+                                out_dir=out, progress=False, **kwargs)
+
+    weights, card = bundle(_offset_model(0.02), 5)  # nothing bundled yet: no gate, one history row
+    assert "## History" in card.read_text() and "Against the model it replaces" not in card.read_text()
+    before = weights.read_bytes(), card.read_text()
+    with pytest.raises(UserError, match="not bundled, it is worse"):
+        bundle(_offset_model(0.05), 6)
+    assert (weights.read_bytes(), card.read_text()) == before  # nothing written
+    weights, card = bundle(_identity_model(), 7)  # better everywhere: accepted, the table grows
+    text = card.read_text()
+    assert "WORSE" not in text and "not worse" in text
+    history = text.split("## History", 1)[1]
+    assert len([line for line in history.splitlines() if line.startswith("| 1970-") or line.startswith("| 20")]) == 2
+    weights, card = bundle(_offset_model(0.05), 8, force=True)
+    assert "WORSE" in card.read_text() and "Bundled although worse (--force)" in card.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,9 +14,11 @@ import torch
 
 from serpentir.atomic_write import write_text_atomic
 from serpentir.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from serpentir.errors import UserError
 from serpentir.infer import WEIGHTS_DIR
 
 from .blind_validation import evaluate_strengths, floors, load_val_photos, strengths_table
+from .regression_gate import class_scores, history_row, history_table, read_history, regression_gate
 
 
 def _utc(seconds: float) -> str:
@@ -25,8 +28,12 @@ def _utc(seconds: float) -> str:
 def bundle_blind_run(checkpoint: str | Path, corpus_dir: str | Path, *, train_started: float, train_ended: float,
                      wall_time_s: float, out_dir: str | Path = WEIGHTS_DIR, max_side: int | None = 768,
                      configs: list[str] | None = None, history: str | None = None, notes: str = "",
-                     produced_by: str | None = None, progress: bool = True) -> tuple[Path, Path]:
+                     produced_by: str | None = None, progress: bool = True, force: bool = False) -> tuple[Path, Path]:
     """Write out_dir/<task>.safetensors (EMA weights) and out_dir/<task>.md; returns both paths.
+
+    Where out_dir already holds a model of this task, both are scored on the same photos and the
+    candidate is refused (UserError, nothing written) unless it is not worse in any class and its
+    sharp photos stay at or above 38 dB (regression_gate); `force` bundles it anyway, verdict in the card.
 
     train_started / train_ended: epoch seconds of the training's first and last file (for the card);
     max_side: the held-out photos' long side is capped to this for validation (whole photos, area
@@ -44,6 +51,25 @@ def bundle_blind_run(checkpoint: str | Path, corpus_dir: str | Path, *, train_st
     eval_s = time.time() - eval_started
 
     out_dir = Path(out_dir)
+    old_weights, card_path = out_dir / f"{task.name}.safetensors", out_dir / f"{task.name}.md"
+    history_rows = read_history(card_path)
+    gate = ""
+    if old_weights.is_file():
+        old_model, _, _ = load_checkpoint(old_weights, use_ema=True)
+        old_results = evaluate_strengths(old_model, task, photos, progress=progress)
+        verdict = regression_gate(results, old_results)
+        gate = ("\n## Against the model it replaces\n\nSame photos and strengths, per class (mean over its strengths):\n\n"
+                + "\n".join(verdict.lines) + ("\n" if verdict.passed else "\n\nBundled although worse (--force).\n"))
+        if not verdict.passed and not force:
+            raise UserError(f"{checkpoint}: not bundled, it is worse than {old_weights} somewhere: "
+                            + "; ".join(line[2:] for line in verdict.lines if "WORSE" in line or "MISSED" in line))
+        if not history_rows:  # the first table: the replaced model's own row, from its card
+            old_card = card_path.read_text() if card_path.is_file() else ""
+            date = re.search(r"Validation: (\d{4}-\d\d-\d\d)", old_card)
+            minutes = re.search(r"wall time ([\d.]+) min", old_card)
+            history_rows.append(history_row(date.group(1) if date else "unknown", str(read_metadata(old_weights)["step"]),
+                                       float(minutes.group(1)) if minutes else float("nan"), class_scores(old_results)))
+    history_rows.append(history_row(_utc(eval_started)[:10], str(meta["step"]), wall_time_s / 60, class_scores(results)))
     weights = save_checkpoint(out_dir / f"{task.name}.safetensors", model=model, task=task, step=meta["step"],
                               config=meta["config"])
     params = sum(p.numel() for p in model.parameters())
@@ -83,10 +109,11 @@ input and for the output (noise clipped at black and white shifts the input's me
 ## The issue's floors
 
 {chr(10).join(floors(results, general=task.name == 'general'))}
+{gate}
+{history_table(history_rows)}
 {notes}
 Produced by `{produced_by or f'python scripts/bundle_weights.py {checkpoint} --corpus {corpus_dir}'}`.
 """
-    card_path = out_dir / f"{task.name}.md"
     write_text_atomic(card_path, card)
     return weights, card_path
 

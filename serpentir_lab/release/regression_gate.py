@@ -1,0 +1,84 @@
+"""Never ship a regression: a candidate replaces a bundled blind model only if it is better in every class.
+
+Both models are scored on the same held-out photos at the same strengths (blind_validation); per
+class (blur, noise, JPEG, the chain) the mean gain over the class' strengths must not fall, the
+sharp photos' mean output PSNR must not fall and their worst photo must stay at or above 38 dB.
+Each card keeps a history table (date, steps, minutes, per-class gain) so the trend is visible:
+the table is read back from the card being replaced and one row is added.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .blind_validation import StrengthRow
+
+SHARP_FLOOR_DB = 38.0
+CLASSES = ("clean", "blur", "noise", "jpeg", "chain")
+HISTORY_HEADING = "## History"
+
+
+def class_scores(rows: list[StrengthRow]) -> dict[str, float]:
+    """Per class: the mean gain over its strengths (for 'clean': the sharp photos' mean output PSNR)."""
+    scores: dict[str, list[float]] = {}
+    for r in rows:
+        if r.kind in CLASSES:
+            value = r.output["psnr"] if r.kind == "clean" else r.output["psnr"] - r.input["psnr"]
+            scores.setdefault(r.kind, []).append(value)
+    return {k: sum(v) / len(v) for k, v in scores.items()}
+
+
+def sharp_worst(rows: list[StrengthRow]) -> float | None:
+    """The lowest output PSNR of any sharp photo (None when the task has no sharp row)."""
+    return next((r.worst[1] for r in rows if r.kind == "clean"), None)
+
+
+@dataclass
+class GateVerdict:
+    """Whether the candidate may replace the bundled model, and one line per class saying why."""
+
+    passed: bool
+    lines: list[str]
+
+
+def regression_gate(candidate: list[StrengthRow], bundled: list[StrengthRow]) -> GateVerdict:
+    """The candidate passes if no class gets worse and the sharp photos stay at or above 38 dB."""
+    new, old = class_scores(candidate), class_scores(bundled)
+    lines, passed = [], True
+    for kind in (k for k in CLASSES if k in new):
+        ok = new[kind] >= old.get(kind, float("-inf"))
+        passed &= ok
+        unit = "dB output" if kind == "clean" else "dB gain"
+        lines.append(f"- {kind}: {new[kind]:.2f} against {old.get(kind, float('nan')):.2f} {unit}: "
+                     f"{'not worse' if ok else 'WORSE'}")
+    worst = sharp_worst(candidate)
+    if worst is not None:
+        ok = worst >= SHARP_FLOOR_DB
+        passed &= ok
+        lines.append(f"- worst sharp photo {worst:.2f} dB (floor {SHARP_FLOOR_DB:.0f}): {'met' if ok else 'MISSED'}")
+    return GateVerdict(passed, lines)
+
+
+def read_history(card: Path) -> list[str]:
+    """The rows of an existing card's history table (none if the card or its table is missing)."""
+    if not card.is_file():
+        return []
+    text = card.read_text()
+    if HISTORY_HEADING not in text:
+        return []
+    section = text.split(HISTORY_HEADING, 1)[1]
+    return [line for line in section.splitlines()[1:] if re.match(r"\| \d{4}-\d\d-\d\d", line)]
+
+
+def history_row(date: str, steps: str, minutes: float, scores: dict[str, float]) -> str:
+    cells = [f"{scores[k]:.2f}" if k == "clean" else f"{scores[k]:+.2f}" if k in scores else "-" for k in CLASSES]
+    return f"| {date} | {steps} | {minutes:.0f} | " + " | ".join(cells) + " |"
+
+
+def history_table(rows: list[str]) -> str:
+    """Markdown of the history: one row per bundled version, oldest first."""
+    head = ("| date | steps | training minutes | sharp photos (dB) | " + " | ".join(f"{k} gain (dB)" for k in CLASSES[1:])
+            + " |\n|---|---|---:|" + "---:|" * len(CLASSES))
+    return f"{HISTORY_HEADING}\n\n{head}\n" + "\n".join(rows) + "\n"
