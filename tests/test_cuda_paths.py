@@ -7,13 +7,15 @@ import torch
 import serpentir
 from serpentir.ops import available_backends, selective_scan, selective_scan_ref
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=NO_CUDA)]
 
 
 def scan_inputs(batch=2, dim=8, N=4, L=40, seed=0):
     g = torch.Generator().manual_seed(seed)
     rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
-    return dict(u=rand(batch, dim, L), delta=rand(batch, dim, L) * 0.5, A=-(torch.rand(dim, N, generator=g) + 0.2).double(),
+    A = -(torch.rand(dim, N, generator=g) + 0.2).double()
+    return dict(u=rand(batch, dim, L), delta=rand(batch, dim, L) * 0.5, A=A,
                 B=rand(batch, N, L), C=rand(batch, N, L), D=rand(dim), delta_bias=rand(dim) * 0.1)
 
 
@@ -75,7 +77,7 @@ def test_training_steps_on_the_device_lower_the_loss(device):
     assert losses[-1] < 0.95 * losses[0]  # 0.88 on the CPU after 8 steps
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@NO_CUDA
 def test_bfloat16_autocast_on_cuda_stays_near_float32():
     model = serpentir.create_model("serpent-t").cuda().eval()
     x = torch.rand(1, 3, 64, 64, device="cuda")

@@ -54,7 +54,8 @@ def test_a_failing_case_is_a_row_not_the_end(bench, monkeypatch):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     real = serpentir.create_model
-    monkeypatch.setattr(serpentir, "create_model", lambda name, **kw: OutOfMemory() if name == "serpent-t" else real(name, **kw))
+    monkeypatch.setattr(serpentir, "create_model",
+                        lambda name, **kw: OutOfMemory() if name == "serpent-t" else real(name, **kw))
     plan = bench.Plan(memory_models=("nafnet-t", "serpent-t"), memory_sizes=(16,), speed_models=("no-such-model",),
                       latency_size=16, crop=16, train_batch=1, warmup=0, repeats=1)
     rows = bench.run(plan, torch.device("cpu"), budget_s=60, log=lambda line: None)
@@ -68,7 +69,7 @@ def test_a_failing_case_is_a_row_not_the_end(bench, monkeypatch):
 def test_spent_budget_skips_the_rest_and_still_reports(bench, tmp_path):
     rows = bench.run(bench.SMOKE, torch.device("cpu"), budget_s=0, log=lambda line: None)
     assert len(rows) == len(bench.SMOKE.cases()) and all(r.error.startswith("skipped") for r in rows)
-    csv_path, md_path = bench.write_report(rows, {"device": "cpu"}, tmp_path, bench.SMOKE, smoke=True)
+    _, md_path = bench.write_report(rows, {"device": "cpu"}, tmp_path, bench.SMOKE, smoke=True)
     assert "not measured" in md_path.read_text()
 
 

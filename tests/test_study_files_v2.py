@@ -13,8 +13,8 @@ STUDIES = sorted(p for p in ABLATIONS.glob("*_v2.yaml") if p.name != "base_v2.ya
 
 
 def load_study(path):
-    """serpentir_lab.ablate once the experiment tooling has moved there, serpentir.bench.ablate before."""
-    for name in ("serpentir_lab.ablate.study", "serpentir.bench.ablate.study"):
+    """serpentir.bench.ablate where it still is, else serpentir_lab.ablate (where the experiment tooling moves)."""
+    for name in ("serpentir.bench.ablate.study", "serpentir_lab.ablate.study"):
         try:
             return importlib.import_module(name).load_study(path)
         except ModuleNotFoundError:

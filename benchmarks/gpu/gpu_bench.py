@@ -88,8 +88,9 @@ class Plan:
 
 
 # the smallest model of each family at 16 px, one timed run: every code path in seconds on a CPU
-SMOKE = Plan(memory_models=("swinir-t", "serpent-t"), memory_sizes=(16,), speed_models=("serpent-t", "nafnet-t", "swinir-t"),
-             latency_size=16, crop=16, train_batch=1, warmup=1, repeats=1)
+SMOKE = Plan(memory_models=("swinir-t", "serpent-t"), memory_sizes=(16,),
+             speed_models=("serpent-t", "nafnet-t", "swinir-t"), latency_size=16, crop=16, train_batch=1,
+             warmup=1, repeats=1)
 
 
 def _sync(device: torch.device) -> None:
@@ -275,7 +276,8 @@ def write_report(rows: list[Row], env: dict, out: Path, plan: Plan, smoke: bool)
     titles = {"memory": "Peak memory of one training step (batch 1)", "latency": "Inference latency (batch 1, median)",
               "throughput": "Training throughput"}
     for kind, title in titles.items():
-        lines += [f"## {title}", "", "| model | size | batch | value | unit | step MiB | params (M) | scan backend | error |",
+        lines += [f"## {title}", "",
+                  "| model | size | batch | value | unit | step MiB | params (M) | scan backend | error |",
                   "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r.model} | {r.size} | {r.batch} | {_fmt(r.value)} | {r.unit} | {_fmt(r.step_mib)} | "
                   f"{_fmt(r.params_m)} | {r.scan_backend} | {r.error} |" for r in rows if r.kind == kind]
@@ -284,7 +286,8 @@ def write_report(rows: list[Row], env: dict, out: Path, plan: Plan, smoke: bool)
     ratios = memory_ratios(rows, big, small)
     lines += [f"## {big} / {small} peak memory" + (" (CPU: resident-set high-water marks, not comparable)"
                                                      if "cpu" in env["device"] else ""), ""]
-    lines += [f"- {size} px: {ratio}x" for size, ratio in sorted(ratios.items())] or ["- not measured (see errors above)"]
+    lines += ([f"- {size} px: {ratio}x" for size, ratio in sorted(ratios.items())]
+              or ["- not measured (see errors above)"])
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
 
@@ -292,7 +295,8 @@ def write_report(rows: list[Row], env: dict, out: Path, plan: Plan, smoke: bool)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="cuda, cpu or auto (cuda when available)")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes and repeats: checks the machinery, seconds on a CPU")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes and repeats: checks the machinery, seconds on a CPU")
     parser.add_argument("--out", default="docs/gpu", help="report folder (default docs/gpu)")
     parser.add_argument("--budget-s", type=float, default=330.0, help="stop starting cases after this many seconds")
     args = parser.parse_args(argv)

@@ -39,7 +39,8 @@ def conv_mixer_sizes(d_inner: int, target_params: int) -> tuple[int, int]:
     """
     per_channel = target_params // d_inner
     if per_channel < 10:
-        raise ValueError(f"a budget of {target_params} parameters is too small for a 3x3 depthwise mixer on {d_inner} channels")
+        raise ValueError(f"a budget of {target_params} parameters is too small for a 3x3 depthwise mixer "
+                         f"on {d_inner} channels")
     k = math.isqrt(per_channel - 1)
     k -= 1 - k % 2  # largest odd k with k^2 + 1 <= per_channel
     rank = round((target_params - d_inner * (k * k + 1)) / (2 * d_inner))

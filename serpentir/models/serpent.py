@@ -26,7 +26,7 @@ class SerpentConfig:
     directions: int = 4
     order: str = "diagonal"
     scan_backend: str = "auto"
-    mixer: str = "scan"  # "conv": each block's scan swapped for a depthwise conv of equal parameters (layers/conv_mixer.py)
+    mixer: str = "scan"  # "conv": each scan swapped for a depthwise conv of equal parameters (layers/conv_mixer.py)
     extra: dict = field(default_factory=dict)  # reserved for forward-compatible options
 
     def __post_init__(self):
