@@ -109,3 +109,18 @@ def test_registered_alias_and_bad_mixer():
     assert serpentir.create_model("serpent-t").config.mixer == "scan"  # the default is the paper's network
     with pytest.raises(ValueError, match="mixer"):
         serpentir.create_model("serpent-t", mixer="attention")
+
+
+def test_conv_block_in_bands_equals_the_whole_map(monkeypatch):
+    """Large maps go through a VSS block in bands of rows under inference; the swapped mixer must not notice."""
+    from serpentir.layers import pieces
+
+    torch.manual_seed(0)
+    block = VSSBlock(16, d_state=8, mixer="conv").eval()
+    x = torch.randn(2, 13, 11, 16)
+    with torch.no_grad():
+        whole = block(x)
+        monkeypatch.setattr(pieces, "PIECE_TOKENS", 40)  # bands of one or two rows
+        assert pieces.use_pieces(2, 13, 11)
+        banded = block(x)
+    torch.testing.assert_close(banded, whole, rtol=1e-5, atol=1e-5)
