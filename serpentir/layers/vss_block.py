@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import pieces
+from ..ops import scan_walks
+from .conv_mixer import MIXERS, ConvMixer
 from .multi_direction_ssm import MultiDirectionSSM
 
 
@@ -24,13 +26,17 @@ class VSSBlock(nn.Module):
     """
 
     def __init__(self, dim: int, d_state: int = 16, expand: float = 2.0, directions: int = 4,
-                 order: str = "diagonal", d_conv: int = 3, scan_backend: str = "auto"):
+                 order: str = "diagonal", d_conv: int = 3, scan_backend: str = "auto", mixer: str = "scan"):
         super().__init__()
+        if mixer not in MIXERS:
+            raise ValueError(f"unknown mixer {mixer!r}; choose from {', '.join(MIXERS)}")
         d_inner = int(expand * dim)
         self.norm = nn.LayerNorm(dim)
         self.in_proj = nn.Linear(dim, 2 * d_inner, bias=False)
         self.dwconv = nn.Conv2d(d_inner, d_inner, d_conv, padding=d_conv // 2, groups=d_inner)
-        self.ssm = MultiDirectionSSM(d_inner, d_state, directions, order, scan_backend=scan_backend)
+        # the "mixer swap" control (layers/conv_mixer.py) sits in the scan's slot, whose name old checkpoints use
+        self.ssm = (MultiDirectionSSM(d_inner, d_state, directions, order, scan_backend=scan_backend) if mixer == "scan"
+                    else ConvMixer.matching_ssm(d_inner, d_state, len(scan_walks(directions, order))))
         self.out_norm = nn.LayerNorm(d_inner)
         self.out_proj = nn.Linear(d_inner, dim, bias=False)
         self.skip_scale = nn.Parameter(torch.ones(dim))

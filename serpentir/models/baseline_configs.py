@@ -6,6 +6,10 @@ nafnet-w32 17.11M and nafnet-w64 67.89M (GoPro), unet 2.44M (within 10% of serpe
 
 The "-t" sizes are scaled down to serpent-t's 0.37M parameters (within 10%) for the same-budget
 comparison of configs/compare/: swinir-t 0.35M, nafnet-t 0.41M, unet-t 0.37M.
+
+Every baseline takes head_init="identity" (default "default", as published and as every checkpoint
+before it): the last layer starts at N(0, 1e-3), bias 0, as Serpent's head does, so all start near
+their input (issue 19's equal starts; configs/ablations/*_v2 studies pass it).
 """
 
 from .nafnet import NAFNet

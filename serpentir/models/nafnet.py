@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import pad_to_multiple
-from .image_boundary import check_image, image_residual
+from .image_boundary import check_image, image_residual, init_head
 
 
 class LayerNorm2d(nn.Module):
@@ -76,7 +76,7 @@ class NAFNet(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 32,
                  enc_blocks: tuple[int, ...] = (1, 1, 1, 28), middle_blocks: int = 1,
-                 dec_blocks: tuple[int, ...] = (1, 1, 1, 1)):
+                 dec_blocks: tuple[int, ...] = (1, 1, 1, 1), head_init: str = "default"):
         super().__init__()
         if len(enc_blocks) != len(dec_blocks):
             raise ValueError("enc_blocks and dec_blocks must have one entry per level")
@@ -94,6 +94,7 @@ class NAFNet(nn.Module):
             c //= 2
             self.decoders.append(nn.Sequential(*[NAFBlock(c) for _ in range(n)]))
         self.ending = nn.Conv2d(width, out_channels, 3, padding=1)
+        init_head(self.ending, head_init)  # "identity": starts as Serpent does (issue 19)
         self.size_multiple = 2 ** len(enc_blocks)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import pad_to_multiple
-from .image_boundary import check_image, image_residual
+from .image_boundary import check_image, image_residual, init_head
 
 
 class ChannelLayerNorm(nn.Module):
@@ -94,7 +94,7 @@ class Restormer(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: tuple[int, int, int, int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
                  heads: tuple[int, int, int, int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.66,
-                 bias: bool = False, layernorm_type: str = "WithBias"):
+                 bias: bool = False, layernorm_type: str = "WithBias", head_init: str = "default"):
         super().__init__()
         if layernorm_type not in ("WithBias", "BiasFree"):
             raise ValueError("layernorm_type must be 'WithBias' or 'BiasFree'")
@@ -123,6 +123,7 @@ class Restormer(nn.Module):
         ])
         self.refinement = _stage(d[1], num_refinement_blocks, heads[0], **opts)
         self.output = nn.Conv2d(d[1], out_channels, 3, padding=1, bias=bias)
+        init_head(self.output, head_init)  # "identity": starts as Serpent does (issue 19)
         self.size_multiple = 8
 
     def forward(self, x: Tensor) -> Tensor:

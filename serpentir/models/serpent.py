@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from torch import Tensor, nn
 
 from ..layers import DownSBlock, PatchEmbed, PixelHead, UpSBlock, pad_to_multiple, vss_stage
+from ..layers.conv_mixer import MIXERS
 from .image_boundary import check_image, image_residual
 
 
@@ -25,6 +26,7 @@ class SerpentConfig:
     directions: int = 4
     order: str = "diagonal"
     scan_backend: str = "auto"
+    mixer: str = "scan"  # "conv": each scan swapped for a depthwise conv of equal parameters (layers/conv_mixer.py)
     extra: dict = field(default_factory=dict)  # reserved for forward-compatible options
 
     def __post_init__(self):
@@ -32,6 +34,8 @@ class SerpentConfig:
         for name in ("in_channels", "out_channels", "patch_size", "embed_dim", "d_state"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.mixer not in MIXERS:
+            raise ValueError(f"mixer must be one of {', '.join(MIXERS)}, got {self.mixer!r}")
         if not self.depths:
             raise ValueError("depths must name at least one encoder level")
 
@@ -48,7 +52,7 @@ class Serpent(nn.Module):
         cfg = config or SerpentConfig(**overrides)
         self.config = cfg
         vss = dict(d_state=cfg.d_state, expand=cfg.expand, directions=cfg.directions, order=cfg.order,
-                   scan_backend=cfg.scan_backend)
+                   scan_backend=cfg.scan_backend, mixer=cfg.mixer)
         dims = [cfg.embed_dim * 2 ** i for i in range(len(cfg.depths))]
         self.embed = PatchEmbed(cfg.in_channels, dims[0], cfg.patch_size)
         self.down = nn.ModuleList([DownSBlock(d, n, **vss) for d, n in zip(dims, cfg.depths)])

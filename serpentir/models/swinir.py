@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import pad_to_multiple
-from .image_boundary import check_image, image_residual
+from .image_boundary import check_image, image_residual, init_head
 
 
 def window_partition(x: Tensor, window: int) -> Tensor:
@@ -153,7 +153,7 @@ class SwinIR(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, embed_dim: int = 180,
                  depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6), num_heads: int | tuple[int, ...] = 6,
                  window_size: int = 8, mlp_ratio: float = 2.0, upscale: int = 1, upsampler: str = "",
-                 upsampler_features: int = 64):
+                 upsampler_features: int = 64, head_init: str = "default"):
         super().__init__()
         heads = (num_heads,) * len(depths) if isinstance(num_heads, int) else tuple(num_heads)
         if len(heads) != len(depths):
@@ -175,6 +175,9 @@ class SwinIR(nn.Module):
             self.upscale = 1
             self.head = nn.Conv2d(embed_dim, out_channels, 3, padding=1)
         self.apply(_init_linear)
+        if head_init != "default" and upsampler:
+            raise ValueError("head_init applies to restoration (upscale 1), whose output adds the input back")
+        init_head(self.head, head_init)  # "identity": starts as Serpent does (issue 19)
 
     def forward(self, x: Tensor) -> Tensor:
         check_image(x, self.in_channels)

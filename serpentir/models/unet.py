@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import pad_to_multiple
-from .image_boundary import check_image, image_residual
+from .image_boundary import check_image, image_residual, init_head
 
 
 def double_conv(c_in: int, c_out: int) -> nn.Sequential:
@@ -28,7 +28,8 @@ class UNet(nn.Module):
     concatenated; a 1x1 head predicts a correction added to the input.
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 36, levels: int = 4):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 36, levels: int = 4,
+                 head_init: str = "default"):
         super().__init__()
         if levels < 2:
             raise ValueError("a U-Net needs at least two levels")
@@ -42,6 +43,7 @@ class UNet(nn.Module):
         self.decoders = nn.ModuleList([double_conv(2 * widths[i - 1], widths[i - 1])
                                        for i in range(levels - 1, 0, -1)])
         self.head = nn.Conv2d(widths[0], out_channels, 1)
+        init_head(self.head, head_init)  # "identity": starts as Serpent does (issue 19)
         self.size_multiple = 2 ** (levels - 1)
 
     def forward(self, x: Tensor) -> Tensor:

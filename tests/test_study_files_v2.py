@@ -1,0 +1,66 @@
+"""configs/ablations/*_v2.yaml, issue 19's studies: each loads, and keeps the protocol it declares."""
+
+import importlib
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+ABLATIONS = Path(__file__).resolve().parents[1] / "configs" / "ablations"
+STUDIES = sorted(p for p in ABLATIONS.glob("*_v2.yaml") if p.name != "base_v2.yaml")
+
+
+def load_study(path):
+    """serpentir.bench.ablate where it still is, else serpentir_lab.ablate (where the experiment tooling moves)."""
+    for name in ("serpentir.bench.ablate.study", "serpentir_lab.ablate.study"):
+        try:
+            return importlib.import_module(name).load_study(path)
+        except ModuleNotFoundError:
+            continue
+    raise ModuleNotFoundError("no ablate study loader")
+
+
+class UniqueKeys(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        assert len(keys) == len(set(keys)), f"duplicate key in {node.start_mark}"
+        return super().construct_mapping(node, deep=deep)
+
+
+def test_base_has_no_duplicate_or_stray_keys():
+    base = yaml.load((ABLATIONS / "base_v2.yaml").read_text(), Loader=UniqueKeys)
+    assert base["model"] == {"name": "serpent-t", "kwargs": {}} and base["steps"] >= 4000
+    assert 64 <= base["data"]["crop_size"] <= 96
+
+
+def test_there_are_the_three_studies_and_the_sweep():
+    names = {p.stem for p in STUDIES}
+    assert {"mixer_swap_blur_v2", "mixer_swap_shake_v2", "directions_blur_v2", "directions_shake_v2",
+            "patch_width_v2", "lr_sweep_v2"} <= names
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_study_keeps_the_protocol(path):
+    header = path.read_text().split("\nstudy:")[0]
+    assert re.search(r"Cost: about [\d.]+ thread-hours", header)
+    study = load_study(path)
+    arms = defaultdict(set)
+    for v in study.variants:
+        arms[re.sub(r"-(s\d|lr[\de.-]+)$", "", v.name)].add(v.config.seed)
+        if v.config.model.name in ("nafnet-t", "unet-t"):
+            assert v.config.model.kwargs.get("head_init") == "identity"  # equal starts
+    assert len({v.config.steps for v in study.variants}) == 1  # the same budget for every variant
+    if path.stem == "lr_sweep_v2":
+        assert study.val_dir.name == "val" and len(arms) == 4  # tuned on validation photos, never the test ones
+        rates = defaultdict(set)
+        for v in study.variants:
+            rates[v.config.model.name].add(v.config.optim.lr)
+        assert all(len(r) == 3 for r in rates.values()), dict(rates)
+    else:
+        assert study.val_dir.name == "test" and study.variants[0].config.steps >= 4000
+        assert all(len(seeds) >= 3 for seeds in arms.values()), dict(arms)
+    if "shake" in path.stem:
+        assert {v.config.task.name for v in study.variants} == {"motion_deblur"}
+        assert all(v.config.task.params["kernel_size"] >= 31 for v in study.variants)
