@@ -1,7 +1,5 @@
 """The mixer swap (issue 19, study 1): Serpent with each scan replaced by an equal-parameter depthwise conv."""
 
-import importlib
-
 import pytest
 import torch
 
@@ -18,11 +16,9 @@ def n_params(module):
 
 
 def checkpoint_module():
-    """serpentir.checkpoint once the engine package is split, serpentir.engine.checkpoint before."""
-    try:
-        return importlib.import_module("serpentir.checkpoint")
-    except ImportError:
-        return importlib.import_module("serpentir.engine.checkpoint")
+    import serpentir.checkpoint
+
+    return serpentir.checkpoint
 
 
 @pytest.mark.parametrize("d_inner,d_state,directions,order", [

@@ -1,6 +1,5 @@
 """configs/ablations/*_v2.yaml, issue 19's studies: each loads, and keeps the protocol it declares."""
 
-import importlib
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -13,13 +12,9 @@ STUDIES = sorted(p for p in ABLATIONS.glob("*_v2.yaml") if p.name != "base_v2.ya
 
 
 def load_study(path):
-    """serpentir.bench.ablate where it still is, else serpentir_lab.ablate (where the experiment tooling moves)."""
-    for name in ("serpentir.bench.ablate.study", "serpentir_lab.ablate.study"):
-        try:
-            return importlib.import_module(name).load_study(path)
-        except ModuleNotFoundError:
-            continue
-    raise ModuleNotFoundError("no ablate study loader")
+    from serpentir_lab.ablate.study import load_study as load
+
+    return load(path)
 
 
 class UniqueKeys(yaml.SafeLoader):
