@@ -72,25 +72,25 @@ def export_scan_backend(model: nn.Module) -> Iterator[None]:
             m.scan_backend = backend
 
 
-def example_size(model: nn.Module, chunk: int) -> tuple[int, int]:
-    """An odd trace size whose coarsest scan still spans several chunks.
+def example_size(model: nn.Module, chunks: int) -> tuple[int, int]:
+    """An odd trace size whose every scan chunk spans two or more lines of the map.
 
-    The tracer fixes any size that is 1 in the example (inside the scan loops too), so the
-    example must give at least two chunks at the deepest stage of the U-Net.
+    The tracer fixes any size that is 1 in the example (inside the scan loops too): a band of lines
+    per chunk (scan_2d_export) must have at least two lines at every scale, whatever its chunk count
+    (at most `chunks`). Tracing never computes at this size, so a tall example costs nothing.
     """
     multiple = getattr(model, "size_multiple", 16)
-    blocks = math.isqrt(3 * chunk) + 1  # (blocks)^2 tokens > 3 chunks at the coarsest scale
-    return multiple * blocks + 5, multiple * (blocks - 1) + 3
+    return multiple * (2 * chunks + 1) + 5, multiple * 3 + 3
 
 
 def export_model(model: nn.Module, path: Path, channels: int, *, opset: int = OPSET,
                  metadata: dict[str, str] | None = None) -> None:
     """Write `model` ((N, channels, H, W) -> (N, C, H, W)) as ONNX at `path` (the caller makes it atomic)."""
-    from ..ops.scan_export import EXPORT_CHUNK
+    from ..ops.scan_export_chunked import MAX_CHUNKS
 
     require_onnx()
     wrapper = ClampedRestorer(model).eval()
-    height, width = example_size(model, EXPORT_CHUNK)
+    height, width = example_size(model, MAX_CHUNKS)
     example = torch.rand(2, channels, height, width, generator=torch.Generator().manual_seed(0))
     dynamic = torch.export.Dim.DYNAMIC
     with torch.no_grad(), export_scan_backend(model), _quiet_exporter():

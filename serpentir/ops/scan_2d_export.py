@@ -87,8 +87,10 @@ def scan_2d_export(u: Tensor, dt: Tensor, dt_weight: Tensor, A: Tensor, B: Tenso
     N = A.shape[1]
     ct = torch.float64 if u.dtype == torch.float64 else torch.float32
     u, dt, dt_weight, A, B, C = (t.to(ct) for t in (u, dt, dt_weight, A, B, C))
-    # Mamba's dt projection as one batched matmul: (b, H, W, K, 1, R) @ (K, R, d)
-    delta = torch.matmul(dt.unsqueeze(-2), dt_weight.reshape(K, dg, R).transpose(1, 2)).squeeze(-2)
+    # Mamba's dt projection as one plain matmul (b*H*W, K*R) @ (K*R, K*d) with a block-diagonal weight:
+    # onnxruntime runs a batched matmul of one-row matrices as many tiny products
+    blocks = torch.eye(K, dtype=ct, device=u.device)[:, None, :, None] * dt_weight.reshape(K, dg, R).transpose(1, 2)[:, :, None]
+    delta = torch.matmul(dt.reshape(b, H, W, K * R), blocks.reshape(K * R, K * dg)).reshape(b, H, W, K, dg)
     if delta_bias is not None:
         delta = delta + delta_bias.to(ct).reshape(K, dg)
     if delta_softplus:
