@@ -42,14 +42,25 @@ class ExportResult:
 
 
 class ClampedRestorer(nn.Module):
-    """The model's output clamped to [0, 1]: what `serpentir restore` writes."""
+    """The model's output clamped to [0, 1]: what `serpentir restore` writes.
+
+    The image is reflect-padded here to the model's size multiple, as the model's own
+    pad_to_multiple would, but to ceil(H / m) * m rather than by (-H) % m: every size inside the
+    model is then a plain multiple of one symbol, which spares the exporter minutes of symbolic
+    simplification, and the model's own padding finds nothing to do.
+    """
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, image: Tensor) -> Tensor:
-        return self.model(image).clamp(0, 1)
+        m = getattr(self.model, "size_multiple", 1)
+        H, W = image.shape[-2:]
+        if m > 1:
+            image = torch.nn.functional.pad(image, (0, (W + m - 1) // m * m - W, 0, (H + m - 1) // m * m - H),
+                                            mode="reflect")
+        return self.model(image)[..., :H, :W].clamp(0, 1)
 
 
 def require_onnx() -> None:
@@ -61,13 +72,19 @@ def require_onnx() -> None:
 
 @contextlib.contextmanager
 def export_scan_backend(model: nn.Module) -> Iterator[None]:
-    """Every module with a `scan_backend` attribute uses the exportable scan inside the block."""
+    """Inside the block every module with a `scan_backend` attribute uses the exportable scan, and no
+    layer goes through its map in pieces (a piece size would be traced into the graph)."""
+    from ..layers import pieces
+
     saved = [(m, m.scan_backend) for m in model.modules() if hasattr(m, "scan_backend")]
+    piece_tokens = pieces.PIECE_TOKENS
     try:
         for m, _ in saved:
             m.scan_backend = "export"
+        pieces.PIECE_TOKENS = 1 << 62
         yield
     finally:
+        pieces.PIECE_TOKENS = piece_tokens
         for m, backend in saved:
             m.scan_backend = backend
 

@@ -44,11 +44,14 @@ def _band_scan(d: Tensor, du: Tensor, B: Tensor, C: Tensor, A: Tensor, M: int) -
     """
     b, lines, steps, K, dg = d.shape
     N = B.shape[-1]
-    pad = (-lines) % M
+    # R = ceil(lines / M) and the padding R * M - lines: the tracer then sees sizes that match by
+    # construction (padding by (-lines) % M costs the exporter minutes of symbolic simplification)
+    R = (lines + M - 1) // M
 
     def time_major(x: Tensor) -> Tensor:  # (b, lines, steps, K, c) -> (R * steps, M, b, K, c)
-        x = F.pad(x, (0, 0, 0, 0, 0, 0, 0, pad))
-        return x.reshape(b, M, -1, steps, K, x.shape[-1]).permute(2, 3, 1, 0, 4, 5).reshape(-1, M, b, K, x.shape[-1])
+        c = x.shape[-1]
+        x = F.pad(x, (0, 0, 0, 0, 0, 0, 0, R * M - lines))
+        return x.reshape(b, M, R, steps, K, c).permute(2, 3, 1, 0, 4, 5).reshape(R * steps, M, b, K, c)
 
     d_t, du_t = time_major(d).unsqueeze(3), time_major(du).unsqueeze(3)  # (T, M, b, 1, K, d)
     B_t = time_major(B).transpose(-1, -2).unsqueeze(-1)  # (T, M, b, N, K, 1)
@@ -74,7 +77,7 @@ def _band_scan(d: Tensor, du: Tensor, B: Tensor, C: Tensor, A: Tensor, M: int) -
     decay = torch.exp(d_t.sum(0) * A3)
     _, entry = _loop(carry_over, zero[0], (decay, end))
     _, y = _loop(advance_and_read, entry, (d_t, du_t, B_t, C_t))  # (T, M, b, K, d)
-    y = y.reshape(-1, steps, M, b, K, dg).permute(3, 2, 0, 1, 4, 5).reshape(b, -1, steps, K, dg)
+    y = y.reshape(R, steps, M, b, K, dg).permute(3, 2, 0, 1, 4, 5).reshape(b, M * R, steps, K, dg)
     return y[:, :lines]
 
 

@@ -61,11 +61,11 @@ def chunked_export_core(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tenso
     G, N = B.shape[1], B.shape[2]
     dg = dim // G
     M = chunks or chunk_count(dim, N)
-    pad = (-L) % M
-    u, delta, B, C = (torch.nn.functional.pad(x, (0, pad)) for x in (u, delta, B, C))
+    T = (L + M - 1) // M  # padding to T * M (not by (-L) % M): sizes the tracer can match at once
+    u, delta, B, C = (torch.nn.functional.pad(x, (0, T * M - L)) for x in (u, delta, B, C))
 
     def steps(x: Tensor) -> Tensor:  # (b, G, c, M*T) -> (T, M, b, G, c): time-major, chunk next
-        return x.reshape(b, G, x.shape[2], M, -1).permute(4, 3, 0, 1, 2)
+        return x.reshape(b, G, x.shape[2], M, T).permute(4, 3, 0, 1, 2)
 
     d = steps(delta.reshape(b, G, dg, -1)).unsqueeze(-2)  # (T, M, b, G, 1, dg)
     du = steps((delta * u).reshape(b, G, dg, -1)).unsqueeze(-2)  # (T, M, b, G, 1, dg)
@@ -92,5 +92,5 @@ def chunked_export_core(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tenso
     decay = torch.exp(d.sum(0) * A3)
     last, entry = _loop(carry_over, zero[0], (decay, end))  # pass 2
     _, y = _loop(advance_and_read, entry, (d, du, Bt, Ct))  # pass 3: (T, M, b, G, 1, dg)
-    y = y.squeeze(-2).permute(2, 3, 4, 1, 0).reshape(b, dim, -1)[..., :L]
+    y = y.squeeze(-2).permute(2, 3, 4, 1, 0).reshape(b, dim, M * T)[..., :L]
     return y, last.transpose(-1, -2).reshape(b, dim, N)
