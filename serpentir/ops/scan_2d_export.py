@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .scan_export_chunked import _loop, chunk_count
+from .scan_export_chunked import _loop, carry_over, chunk_count
 from .scan_walks import Walk
 
 
@@ -68,14 +68,10 @@ def _band_scan(d: Tensor, du: Tensor, B: Tensor, C: Tensor, A: Tensor, M: int) -
         h = torch.exp(dt * A3) * h + dut * Bt
         return h, (h * Ct).sum(2)
 
-    def carry_over(h: Tensor, x: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        decay, end = x
-        return decay * h + end, h.clone()
-
     zero = torch.zeros(M, b, N, K, dg, dtype=d.dtype, device=d.device)
     end, _ = _loop(advance, zero, (d_t, du_t, B_t))  # (M, b, N, K, d)
     decay = torch.exp(d_t.sum(0) * A3)
-    _, entry = _loop(carry_over, zero[0], (decay, end))
+    entry, _ = carry_over(decay, end)
     _, y = _loop(advance_and_read, entry, (d_t, du_t, B_t, C_t))  # (T, M, b, K, d)
     y = y.reshape(R, steps, M, b, K, dg).permute(3, 2, 0, 1, 4, 5).reshape(b, M * R, steps, K, dg)
     return y[:, :lines]

@@ -8,7 +8,7 @@ times faster than on tensors that stream from memory. Three loops, which the gra
 (ONNX Scan nodes), so nothing depends on the image size:
 
 1. over the T steps, all chunks at once from a zero state -> the state at each chunk's end;
-2. over the M chunks: the true state entering each chunk, carried with the chunk's decay
+2. over the M chunks (a Python loop: M is fixed): the true state entering each chunk, carried with the chunk's decay
    exp(A * sum(delta));
 3. over the T steps again from the true entry states -> the outputs y = C . h.
 
@@ -54,6 +54,20 @@ def _loop(step: Callable, init: Tensor, xs: tuple[Tensor, ...]) -> tuple[Tensor,
     return carry, torch.stack(outs)
 
 
+def carry_over(decay: Tensor, end: Tensor) -> tuple[Tensor, Tensor]:
+    """(state entering each chunk, state after the last) from each chunk's decay and end state from zero.
+
+    A Python loop over the M chunks (M is fixed when exporting): a few small ops per chunk trace
+    much faster than another scan op, and run as fast.
+    """
+    h = torch.zeros_like(end[0])
+    entries = []
+    for decay_m, end_m in zip(decay.unbind(0), end.unbind(0)):
+        entries.append(h)
+        h = decay_m * h + end_m
+    return torch.stack(entries), h
+
+
 def chunked_export_core(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                         chunks: int | None = None) -> tuple[Tensor, Tensor]:
     """u, delta (b, dim, L); A (dim, N); B, C (b, G, N, L) -> y (b, dim, L), last state (b, dim, N)."""
@@ -83,14 +97,10 @@ def chunked_export_core(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tenso
         h = torch.exp(d_t * A3) * h + torch.matmul(B_t, du_t)
         return h, torch.matmul(C_t, h)
 
-    def carry_over(h: Tensor, x: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        decay, end = x
-        return decay * h + end, h.clone()
-
     zero = torch.zeros(M, b, G, N, dg, dtype=u.dtype, device=u.device)
     end, _ = _loop(advance, zero, (d, du, Bt))  # pass 1: (M, b, G, N, dg)
     decay = torch.exp(d.sum(0) * A3)
-    last, entry = _loop(carry_over, zero[0], (decay, end))  # pass 2
+    entry, last = carry_over(decay, end)  # pass 2
     _, y = _loop(advance_and_read, entry, (d, du, Bt, Ct))  # pass 3: (T, M, b, G, 1, dg)
     y = y.squeeze(-2).permute(2, 3, 4, 1, 0).reshape(b, dim, M * T)[..., :L]
     return y, last.transpose(-1, -2).reshape(b, dim, N)
