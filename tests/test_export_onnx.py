@@ -36,6 +36,7 @@ def tiny_weights(tmp_path_factory):
     """A randomly initialised small Serpent, saved as a checkpoint: what a user's --weights would be."""
     torch.manual_seed(0)
     model = build_model("serpent-t", TINY, channels=3)
+    torch.nn.init.normal_(model.head.proj.weight, std=0.05)  # a head that changes the image, as trained ones do
     path = tmp_path_factory.mktemp("tiny") / "tiny.safetensors"
     return save_checkpoint(path, model=model, task=build_task(TASK), step=0)
 
