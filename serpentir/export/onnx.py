@@ -1,9 +1,8 @@
 """A checkpoint as an ONNX graph with dynamic batch, height and width, checked against PyTorch.
 
-torch.onnx's dynamo exporter (torch.export, then onnxscript) traces the model once. Every selective
-scan runs on the "export" backend (serpentir.ops.scan_export): its loops over time steps and chunks
-become ONNX Scan nodes, so nothing is unrolled for a particular image size; the SSM layer forms the
-scan directions by flips and transposes of the feature map for any backend but its fused CPU kernel.
+torch.onnx's dynamo exporter (torch.export, then onnxscript) traces the model once. Every 2-D scan
+runs on the "export" backend (serpentir.ops.scan_2d_export): bands of lines of the map scanned as
+chunks by loops that become ONNX Scan nodes, so nothing is unrolled for a particular image size.
 The graph includes the clamp to [0, 1] that `restore` applies.
 """
 

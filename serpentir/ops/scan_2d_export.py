@@ -9,8 +9,8 @@ the walks that differ only by flips share one set of loops: direction k is flipp
 flipped back on the way out. Padded lines have delta = 0: they keep the state and add nothing.
 
 Each step of every chunk is an (M, batch, N, K, d) tensor that fits in L2 (see scan_export_chunked);
-the three loops are those of scan_export_chunked: chunk end states from zero, the carry across chunks,
-and the rerun from the true entry states that reads out y = C . h.
+the three passes are those of scan_export_chunked: chunk end states from zero (a Scan), the carry
+across the chunks, and the rerun from the true entry states that reads out y = C . h (a Scan).
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def scan_2d_export(u: Tensor, dt: Tensor, dt_weight: Tensor, A: Tensor, B: Tenso
     u, dt, dt_weight, A, B, C = (t.to(ct) for t in (u, dt, dt_weight, A, B, C))
     # Mamba's dt projection as one plain matmul (b*H*W, K*R) @ (K*R, K*d) with a block-diagonal weight:
     # onnxruntime runs a batched matmul of one-row matrices as many tiny products
-    blocks = torch.eye(K, dtype=ct, device=u.device)[:, None, :, None] * dt_weight.reshape(K, dg, R).transpose(1, 2)[:, :, None]
+    per_direction = dt_weight.reshape(K, dg, R).transpose(1, 2)  # (K, R, d)
+    blocks = torch.eye(K, dtype=ct, device=u.device)[:, None, :, None] * per_direction[:, :, None]
     delta = torch.matmul(dt.reshape(b, H, W, K * R), blocks.reshape(K * R, K * dg)).reshape(b, H, W, K, dg)
     if delta_bias is not None:
         delta = delta + delta_bias.to(ct).reshape(K, dg)

@@ -4,12 +4,12 @@ The sequence (length L, dynamic) is cut into a fixed number M of chunks of T = c
 (zero-padded: a padded step has delta = 0, so it keeps the state). M is chosen per layer from its
 channel and state counts so that one step of every chunk, an (M, batch, G, N, dg) tensor, stays in
 the CPU's L2 cache: onnxruntime runs one op at a time, and ops on cache-resident tensors are several
-times faster than on tensors that stream from memory. Three loops, which the graph keeps as loops
-(ONNX Scan nodes), so nothing depends on the image size:
+times faster than on tensors that stream from memory. Three passes; the two over time steps stay
+loops in the graph (ONNX Scan nodes), so nothing depends on the sequence length:
 
 1. over the T steps, all chunks at once from a zero state -> the state at each chunk's end;
-2. over the M chunks (a Python loop: M is fixed): the true state entering each chunk, carried with the chunk's decay
-   exp(A * sum(delta));
+2. over the M chunks (a Python loop: M is fixed): the true state entering each chunk, carried with
+   the chunk's decay exp(A * sum(delta));
 3. over the T steps again from the true entry states -> the outputs y = C . h.
 
 Layout: the state is (chunk, batch, group, N, dg), channels last, so that every broadcast in a step
