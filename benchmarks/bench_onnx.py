@@ -1,12 +1,16 @@
-"""onnxruntime's latency for an exported bundled model beside PyTorch's, on this CPU.
+"""onnxruntime's latency for an exported bundled model beside PyTorch's, in the same process, on this CPU.
 
-    python benchmarks/bench_onnx.py                                  # gaussian_deblur, 256 and 512
-    python benchmarks/bench_onnx.py --onnx deblur.onnx --threads 2   # reuse an exported file
+    python benchmarks/bench_onnx.py                                   # gaussian_deblur, 256 and 512, 1 thread
+    python benchmarks/bench_onnx.py --task denoise --threads 1 2      # one table per thread count
+    python benchmarks/bench_onnx.py --onnx deblur.onnx                # reuse an exported file
 
-PyTorch runs the same weights twice: with the fused 2-D CPU scan kernel ("cpu", what `restore` uses)
-and with the pure-PyTorch chunked scan ("chunked"). Inputs are a real photo (skimage's astronaut) resized
-to each size and degraded by the task. Each figure is the median wall time of --repeats calls after
-one warm-up call, on --threads threads for both runtimes. The machine may be shared: expect noise.
+PyTorch runs the model as `restore` does (the default backend: the fused 2-D CPU scan kernel). Inputs
+are a real photo (skimage's astronaut) resized to each size and degraded by the task. Each figure is
+the median of --repeats rounds after one warm-up call; a round times PyTorch and onnxruntime one after
+the other, so both see the same machine load; the ratio is onnxruntime / PyTorch. Both runtimes use
+the same thread count. Parity is max |onnxruntime - PyTorch| on crops of the photo at --check sizes
+(odd ones included). The export time is wall time and this process's CPU time (the machine may be
+shared: expect noise in every figure).
 """
 
 from __future__ import annotations
@@ -22,22 +26,23 @@ import numpy as np
 import torch
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: builds, caches, allocator
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def photo(size: int, task) -> torch.Tensor:
+def photo(size: tuple[int, int], task) -> torch.Tensor:
     from skimage import data as skdata
     from skimage.transform import resize
 
-    clean = resize(skdata.astronaut(), (size, size), anti_aliasing=True).astype(np.float32)
+    clean = resize(skdata.astronaut(), size, anti_aliasing=True).astype(np.float32)
     return task(torch.from_numpy(clean).permute(2, 0, 1), seed=0)[None].float()
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    h, _, w = text.partition("x")
+    return int(h), int(w or h)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default="gaussian_deblur")
     parser.add_argument("--onnx", help="an exported file of the task's bundled model (default: export one now)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--check", type=parse_size, nargs="+", default=[(37, 53), (256, 256), (300, 200)],
+                        metavar="HxW", help="sizes of the parity check")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
     args = parser.parse_args(argv)
 
     import onnxruntime
@@ -54,41 +61,47 @@ def main(argv: list[str] | None = None) -> int:
     from serpentir.checkpoint import load_checkpoint
     from serpentir.export.onnx import export_onnx
     from serpentir.infer import bundled_weights
-    from serpentir.ops.scan_export import EXPORT_CHUNK
 
-    torch.set_num_threads(args.threads)
     model, task, _ = load_checkpoint(bundled_weights(args.task))
     path = Path(args.onnx) if args.onnx else Path(tempfile.mkdtemp()) / f"{args.task}.onnx"
     if not args.onnx:
-        start = time.perf_counter()
+        torch.set_num_threads(1)
+        wall, cpu = time.perf_counter(), time.process_time()
         export_onnx(path, task=args.task)
-        print(f"exported {path} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = args.threads
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        print(f"export (with its parity check): {time.perf_counter() - wall:.0f} s wall, "
+              f"{time.process_time() - cpu:.0f} s CPU", flush=True)
+    print(f"task {args.task}, median of {args.repeats} rounds, onnxruntime {onnxruntime.__version__}, "
+          f"torch {torch.__version__}", flush=True)
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def set_backend(name: str) -> None:
-        for m in model.modules():
-            if hasattr(m, "scan_backend"):
-                m.scan_backend = name
+        def ort(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
 
-    print(f"task {args.task}, {args.threads} thread(s), median of {args.repeats}, export chunk {EXPORT_CHUNK}, "
-          f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}\n")
-    print("| size | onnxruntime | PyTorch, fused 2-D cpu scan | PyTorch, chunked scan | max abs diff |")
-    print("|---|---|---|---|---|")
-    for size in args.sizes:
-        x = photo(size, task)
-        ort_s = median_seconds(lambda: session.run(None, {"image": x.numpy()}), args.repeats)
-        times = {}
-        for backend in ("cpu", "chunked"):
-            set_backend(backend)
+        def pt(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                times[backend] = median_seconds(lambda: model(x).clamp(0, 1), args.repeats)
-        set_backend("auto")
-        with torch.no_grad():
-            diff = (torch.from_numpy(session.run(None, {"image": x.numpy()})[0]) - model(x).clamp(0, 1)).abs().max()
-        print(f"| {size}x{size} | {ort_s:.2f} s | {times['cpu']:.2f} s | {times['chunked']:.2f} s | {diff:.1e} |",
-              flush=True)
+                return model(x).clamp(0, 1)
+
+        print(f"\n{threads} thread(s)\n")
+        print("| size | PyTorch (fused scan) | onnxruntime | ratio (median, range over rounds) | max abs diff |")
+        print("|---|---|---|---|---|")
+        for size in args.sizes:
+            x = photo((size, size), task)
+            diff = float((ort(x) - pt(x)).abs().max())  # also the warm-up call of both
+            rounds = [(timed(lambda: pt(x)), timed(lambda: ort(x))) for _ in range(args.repeats)]
+            t_pt = statistics.median(r[0] for r in rounds)
+            t_ort = statistics.median(r[1] for r in rounds)
+            ratios = sorted(r[1] / r[0] for r in rounds)
+            print(f"| {size}x{size} | {t_pt * 1e3:.0f} ms | {t_ort * 1e3:.0f} ms | {statistics.median(ratios):.2f} "
+                  f"({ratios[0]:.2f}-{ratios[-1]:.2f}) | {diff:.1e} |", flush=True)
+    print("\n| parity size | max abs diff |")
+    print("|---|---|")
+    for h, w in args.check:
+        x = photo((h, w), task)
+        print(f"| {h}x{w} | {float((ort(x) - pt(x)).abs().max()):.1e} |", flush=True)
     return 0
 
 

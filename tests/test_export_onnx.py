@@ -1,5 +1,6 @@
-"""`serpentir export --onnx`: one export of a bundled model, then onnxruntime against PyTorch at sizes
-other than the traced one, and every user mistake as one line."""
+"""`serpentir export --onnx`: one export of a tiny Serpent checkpoint (the graph of any Serpent,
+small enough to export in seconds), then onnxruntime against PyTorch at sizes other than the traced
+one, and every user mistake as one line. benchmarks/bench_onnx.py checks the bundled models."""
 
 import contextlib
 import importlib.util
@@ -10,10 +11,11 @@ import torch
 
 from real_photos import photo
 from serpentir import cli
-from serpentir.checkpoint import load_checkpoint
-from serpentir.infer import bundled_weights, restore_tensor
+from serpentir.checkpoint import build_model, build_task, load_checkpoint, save_checkpoint
+from serpentir.infer import restore_tensor
 
-TASK = "denoise"  # the smallest bundled model
+TASK = "denoise"  # the task of the tiny checkpoint and of the bundled model the error tests name
+TINY = {"embed_dim": 8, "depths": [1], "bottleneck_depth": 1, "d_state": 4}  # two scales, N=4
 
 
 def run(argv, capsys):
@@ -28,15 +30,25 @@ def assert_one_line_error(code, err, needle):
     assert needle in err, err
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """The bundled denoising model exported once through the command line: (path, its report line)."""
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A randomly initialised small Serpent, saved as a checkpoint: what a user's --weights would be."""
+    torch.manual_seed(0)
+    model = build_model("serpent-t", TINY, channels=3)
+    torch.nn.init.normal_(model.head.proj.weight, std=0.05)  # a head that changes the image, as trained ones do
+    path = tmp_path_factory.mktemp("tiny") / "tiny.safetensors"
+    return save_checkpoint(path, model=model, task=build_task(TASK), step=0)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_weights):
+    """The tiny checkpoint exported once through the command line: (path, its report line)."""
     pytest.importorskip("onnxscript")
     pytest.importorskip("onnxruntime")
-    path = tmp_path_factory.mktemp("onnx") / "denoise.onnx"
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = cli.main(["export", "--onnx", str(path), "--task", TASK])
+        code = cli.main(["export", "--onnx", str(path), "--weights", str(tiny_weights)])
     assert code == 0
     return path, out.getvalue()
 
@@ -48,11 +60,13 @@ def onnx_restore(path, x):
     return torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
 
 
-@pytest.mark.parametrize("name, size, top, left", [("chelsea", (37, 53), 40, 150), ("coffee", (64, 48), 100, 200)])
-def test_onnx_matches_pytorch_at_odd_sizes(exported, name, size, top, left):
-    """A real photo, noised by the task, restored by onnxruntime and by PyTorch's own scan kernel."""
+@pytest.mark.parametrize("name, size, top, left", [
+    ("chelsea", (37, 53), 40, 150), ("coffee", (64, 48), 100, 200), ("astronaut", (300, 200), 10, 100),
+    ("coffee", (256, 256), 100, 100)])
+def test_onnx_matches_pytorch_at_odd_sizes(exported, tiny_weights, name, size, top, left):
+    """A real photo, noised by the task, restored by onnxruntime and by PyTorch."""
     path, _ = exported
-    model, task, _ = load_checkpoint(bundled_weights(TASK))
+    model, task, _ = load_checkpoint(tiny_weights)
     x = task(photo(name, size, top, left), seed=0)[None]
     want = restore_tensor(model, x)
     got = onnx_restore(path, x)
@@ -61,24 +75,24 @@ def test_onnx_matches_pytorch_at_odd_sizes(exported, name, size, top, left):
     assert (want - x).abs().mean() > 0.01  # the model changed the image: the parity is not trivial
 
 
-def test_onnx_takes_a_batch(exported):
+def test_onnx_takes_a_batch(exported, tiny_weights):
     path, _ = exported
-    model, task, _ = load_checkpoint(bundled_weights(TASK))
+    model, task, _ = load_checkpoint(tiny_weights)
     x = torch.stack([task(photo("astronaut", (40, 36), 60, 200), seed=i) for i in range(2)])
     torch.testing.assert_close(onnx_restore(path, x), restore_tensor(model, x), rtol=0, atol=1e-3)
 
 
-def test_export_reports_its_check_and_labels_the_file(exported):
+def test_export_reports_its_check_and_labels_the_file(exported, tiny_weights):
     import onnx
 
     path, report = exported
     assert f"wrote {path}" in report and "max |onnxruntime - PyTorch| = " in report
     graph = onnx.load(str(path))
     meta = {p.key: p.value for p in graph.metadata_props}
-    assert meta["serpentir.task"] == TASK and meta["serpentir.weights"] == bundled_weights(TASK).name
+    assert meta["serpentir.task"] == TASK and meta["serpentir.weights"] == tiny_weights.name
     dims = [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))  # N, H, W symbolic
-    assert any(node.op_type == "Scan" for node in graph.graph.node)
+    assert any(node.op_type == "Scan" for node in graph.graph.node)  # loops, not unrolled for a size
 
 
 def test_existing_file_is_kept(exported, capsys):

@@ -1,21 +1,27 @@
-"""The exportable scan backend against the sequential reference, in PyTorch and as an ONNX graph."""
+"""The exportable scans (1-D backend and the 2-D band scan that `serpentir export --onnx` traces)
+against the sequential reference: values and gradients in PyTorch. The ONNX graph itself is checked
+against PyTorch in test_export_onnx.py."""
 
 import pytest
 import torch
+from test_scan_2d import GRIDS, assert_matches_reference
+from test_scan_2d import make_inputs as make_inputs_2d
 from test_selective_scan import CASES, assert_matches_ref, make_inputs
 
-from serpentir.ops import selective_scan, selective_scan_ref
+from serpentir.ops import scan_walks, selective_scan, selective_scan_2d, selective_scan_ref
+from serpentir.ops.scan_2d_export import scan_2d_export, softplus
 from serpentir.ops.scan_export import selective_scan_export
+from serpentir.ops.scan_export_chunked import MAX_CHUNKS, chunk_count
 
 
 @pytest.mark.parametrize("softplus", [False, True])
 @pytest.mark.parametrize("case", list(CASES))
 def test_export_backend_matches_reference_values_and_gradients(case, softplus):
     spec = dict(CASES[case])
-    chunk = spec.pop("chunk", None)
+    spec.pop("chunk", None)
     inputs = make_inputs(**spec)
-    kw = {"chunk_size": chunk} if chunk else {}
-    assert_matches_ref(inputs, selective_scan_export, delta_softplus=softplus, **kw)
+    for chunks in (None, 1, 3, 8):  # None: the layer's own count (64 here: most chunks are padding)
+        assert_matches_ref(inputs, selective_scan_export, delta_softplus=softplus, chunks=chunks)
 
 
 def test_registered_as_the_export_backend():
@@ -43,27 +49,42 @@ def test_huge_delta_underflows_to_zero_decay():
     torch.testing.assert_close(selective_scan_export(**inputs), selective_scan_ref(**inputs), rtol=1e-5, atol=1e-3)
 
 
-class _Scan(torch.nn.Module):
-    def forward(self, u, delta, A, B, C, D, z, delta_bias):
-        return selective_scan_export(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True,
-                                     return_last_state=True)
+@pytest.mark.parametrize("order", ["diagonal", "cross"])
+@pytest.mark.parametrize("directions", [1, 2, 4])
+@pytest.mark.parametrize("chunks", [1, 2, 4])
+def test_band_scan_matches_the_2d_definition(order, directions, chunks):
+    """Bands of lines of every grid shape (a band longer than the map, one line, padded lines), float64."""
+    walks = scan_walks(directions, order)
+    for grid in GRIDS + [(7, 3)]:
+        inputs = make_inputs_2d(2, *grid, d=5, K=directions, N=3)
+        band = lambda **kw: scan_2d_export(**kw, walks=walks, delta_softplus=True, chunks=chunks)
+        assert_matches_reference(inputs, directions, order, band)
 
 
-def test_onnx_graph_takes_any_length_and_matches_reference(tmp_path):
-    """One export at L=37; onnxruntime then runs lengths below, at and above the chunk, strong decays too."""
-    ort = pytest.importorskip("onnxruntime")
-    names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-    example = make_inputs(batch=1, dim=6, L=37, N=4, groups=2, dtype=torch.float32)
-    L = torch.export.Dim.DYNAMIC
-    dynamic = {"u": {2: L}, "delta": {2: L}, "B": {3: L}, "C": {3: L}, "z": {2: L}}
-    path = tmp_path / "scan.onnx"
-    torch.onnx.export(_Scan().eval(), tuple(example[n] for n in names), str(path), dynamo=True, input_names=list(names),
-                      dynamic_shapes={n: dynamic.get(n) for n in names}, verbose=False)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for length, scale, offset in ((5, 1.0, 0.0), (16, 1.0, 0.0), (37, 1.0, 0.0), (203, 1.0, 0.0), (90, 10.0, 20.0)):
-        inputs = make_inputs(batch=1, dim=6, L=length, N=4, groups=2, delta_scale=scale, delta_offset=offset,
-                             dtype=torch.float32, seed=length)
-        y, last = session.run(None, {n: inputs[n].numpy() for n in names})
-        y_r, last_r = selective_scan_ref(**inputs, delta_softplus=True, return_last_state=True)
-        torch.testing.assert_close(torch.from_numpy(y), y_r, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(torch.from_numpy(last), last_r, rtol=1e-4, atol=1e-4)
+def test_export_backend_of_the_2d_op_is_the_band_scan():
+    walks = scan_walks(4, "diagonal")
+    inputs = make_inputs_2d(1, 9, 6, d=4, K=4, N=3, dtype=torch.float32)
+    torch.testing.assert_close(selective_scan_2d(**inputs, walks=walks, backend="export"),
+                               selective_scan_2d(**inputs, walks=walks, backend="ref"), rtol=1e-5, atol=1e-5)
+
+
+def test_band_scan_with_strong_decays_in_float32():
+    """|delta * A| up to ~300 per step: decays underflow to 0, nothing overflows."""
+    walks = scan_walks(4, "diagonal")
+    inputs = make_inputs_2d(1, 12, 10, d=4, K=4, N=8, decay_scale=100.0, dtype=torch.float32)
+    y = scan_2d_export(**inputs, walks=walks, delta_softplus=True, chunks=4)
+    assert torch.isfinite(y).all()
+    want = selective_scan_2d(**inputs, walks=walks, backend="ref")
+    torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-4)
+
+
+def test_softplus_formula_matches_torch():
+    x = torch.linspace(-100, 100, 20001, dtype=torch.float64)
+    # torch returns x itself above 20, 2e-9 from the true value (which this formula keeps)
+    torch.testing.assert_close(softplus(x), torch.nn.functional.softplus(x), rtol=0, atol=1e-8)
+
+
+def test_chunk_count_keeps_one_step_of_every_chunk_small():
+    assert chunk_count(128, 8) == MAX_CHUNKS  # 64 chunks of 1024 state elements
+    assert chunk_count(1024, 8) == 8 and chunk_count(4096, 16) == 1
+    assert all(m & (m - 1) == 0 for m in (chunk_count(d, 16) for d in range(1, 5000, 37)))

@@ -1,9 +1,8 @@
 """A checkpoint as an ONNX graph with dynamic batch, height and width, checked against PyTorch.
 
-torch.onnx's dynamo exporter (torch.export, then onnxscript) traces the model once. Every selective
-scan runs on the "export" backend (serpentir.ops.scan_export): its loops over time steps and chunks
-become ONNX Scan nodes, so nothing is unrolled for a particular image size; the SSM layer forms the
-scan directions by flips and transposes of the feature map for any backend but its fused CPU kernel.
+torch.onnx's dynamo exporter (torch.export, then onnxscript) traces the model once. Every 2-D scan
+runs on the "export" backend (serpentir.ops.scan_2d_export): bands of lines of the map scanned as
+chunks by loops that become ONNX Scan nodes, so nothing is unrolled for a particular image size.
 The graph includes the clamp to [0, 1] that `restore` applies.
 """
 
@@ -42,14 +41,25 @@ class ExportResult:
 
 
 class ClampedRestorer(nn.Module):
-    """The model's output clamped to [0, 1]: what `serpentir restore` writes."""
+    """The model's output clamped to [0, 1]: what `serpentir restore` writes.
+
+    The image is reflect-padded here to the model's size multiple, as the model's own
+    pad_to_multiple would, but to ceil(H / m) * m rather than by (-H) % m: every size inside the
+    model is then a plain multiple of one symbol, which spares the exporter minutes of symbolic
+    simplification, and the model's own padding finds nothing to do.
+    """
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, image: Tensor) -> Tensor:
-        return self.model(image).clamp(0, 1)
+        m = getattr(self.model, "size_multiple", 1)
+        H, W = image.shape[-2:]
+        if m > 1:
+            image = torch.nn.functional.pad(image, (0, (W + m - 1) // m * m - W, 0, (H + m - 1) // m * m - H),
+                                            mode="reflect")
+        return self.model(image)[..., :H, :W].clamp(0, 1)
 
 
 def require_onnx() -> None:
@@ -61,36 +71,42 @@ def require_onnx() -> None:
 
 @contextlib.contextmanager
 def export_scan_backend(model: nn.Module) -> Iterator[None]:
-    """Every module with a `scan_backend` attribute uses the exportable scan inside the block."""
+    """Inside the block every module with a `scan_backend` attribute uses the exportable scan, and no
+    layer goes through its map in pieces (a piece size would be traced into the graph)."""
+    from ..layers import pieces
+
     saved = [(m, m.scan_backend) for m in model.modules() if hasattr(m, "scan_backend")]
+    piece_tokens = pieces.PIECE_TOKENS
     try:
         for m, _ in saved:
             m.scan_backend = "export"
+        pieces.PIECE_TOKENS = 1 << 62
         yield
     finally:
+        pieces.PIECE_TOKENS = piece_tokens
         for m, backend in saved:
             m.scan_backend = backend
 
 
-def example_size(model: nn.Module, chunk: int) -> tuple[int, int]:
-    """An odd trace size whose coarsest scan still spans several chunks.
+def example_size(model: nn.Module, chunks: int) -> tuple[int, int]:
+    """An odd trace size whose every scan chunk spans two or more lines of the map.
 
-    The tracer fixes any size that is 1 in the example (inside the scan loops too), so the
-    example must give at least two chunks at the deepest stage of the U-Net.
+    The tracer fixes any size that is 1 in the example (inside the scan loops too): a band of lines
+    per chunk (scan_2d_export) must have at least two lines at every scale, whatever its chunk count
+    (at most `chunks`). Tracing never computes at this size, so a tall example costs nothing.
     """
     multiple = getattr(model, "size_multiple", 16)
-    blocks = math.isqrt(3 * chunk) + 1  # (blocks)^2 tokens > 3 chunks at the coarsest scale
-    return multiple * blocks + 5, multiple * (blocks - 1) + 3
+    return multiple * (2 * chunks + 1) + 5, multiple * 3 + 3
 
 
 def export_model(model: nn.Module, path: Path, channels: int, *, opset: int = OPSET,
                  metadata: dict[str, str] | None = None) -> None:
     """Write `model` ((N, channels, H, W) -> (N, C, H, W)) as ONNX at `path` (the caller makes it atomic)."""
-    from ..ops.scan_export import EXPORT_CHUNK
+    from ..ops.scan_export_chunked import MAX_CHUNKS
 
     require_onnx()
     wrapper = ClampedRestorer(model).eval()
-    height, width = example_size(model, EXPORT_CHUNK)
+    height, width = example_size(model, MAX_CHUNKS)
     example = torch.rand(2, channels, height, width, generator=torch.Generator().manual_seed(0))
     dynamic = torch.export.Dim.DYNAMIC
     with torch.no_grad(), export_scan_backend(model), _quiet_exporter():

@@ -120,4 +120,8 @@ def selective_scan_2d(u: Tensor, dt: Tensor, dt_weight: Tensor, A: Tensor, B: Te
         return (y, last) if return_last_state else y
     if h0 is not None or return_last_state:
         raise ValueError(f"selective_scan_2d: h0 / return_last_state need the fused 'cpu' backend, not {name!r}")
+    if name == "export":  # bands of lines instead of 1-D sequences: see scan_2d_export
+        from .scan_2d_export import scan_2d_export
+
+        return scan_2d_export(u, dt, dt_weight, A, B, C, D, delta_bias, walks, delta_softplus).to(u.dtype)
     return scan_2d_sequences(u, dt, dt_weight, A, B, C, D, delta_bias, walks, delta_softplus, name)
