@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from png_fixtures import png16_bytes
 from real_photos import photo, photo_array
 from serpentir import cli
 from serpentir.engine import load_checkpoint, save_checkpoint
@@ -18,7 +19,6 @@ from serpentir.engine.build import build_model, build_task
 from serpentir.engine.restore import WEIGHTS_DIR
 from serpentir.engine.tiling import run_tiled
 from serpentir.image_io import read_picture, save_image
-from serpentir.image_io.png16 import encode_png16
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,7 +47,7 @@ def test_every_kind_of_file_comes_back_as_its_kind(tmp_path, ckpt, capsys):
     Image.fromarray(grey16).save(src / "grey16.png")
     Image.fromarray(np.dstack([rgb, alpha])).save(src / "rgba.png", icc_profile=b"icc!")
     Image.fromarray(rgb).convert("L").save(src / "grey.jpg", quality=90)
-    (src / "rgba16.png").write_bytes(encode_png16(rgba16))
+    (src / "rgba16.png").write_bytes(png16_bytes(rgba16))
     tifffile.imwrite(src / "rgb16.tif", rgba16[:, :, :3], photometric="rgb")
     code, out, _ = run(["restore", src, "-o", tmp_path / "out", "--weights", ckpt, "--device", "cpu"], capsys)
     assert code == 0 and "restored 5 images" in out
