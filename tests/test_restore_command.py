@@ -16,7 +16,8 @@ from real_photos import photo, photo_array
 from serpentir import cli
 from serpentir.engine import load_checkpoint, save_checkpoint
 from serpentir.engine.build import build_model, build_task
-from serpentir.engine.restore import WEIGHTS_DIR
+from serpentir.engine.checkpoint import read_metadata
+from serpentir.engine.restore import DEFAULT_TASK, WEIGHTS_DIR
 from serpentir.engine.tiling import run_tiled
 from serpentir.image_io import read_picture, save_image
 
@@ -164,7 +165,11 @@ def test_corrupted_weights_are_refused_and_old_ones_warned(tmp_path, ckpt, capsy
 
 
 def test_bundled_weights_carry_a_digest_that_verifies():
-    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")):
+    paths = sorted(WEIGHTS_DIR.glob("*.safetensors"))
+    # every bundled model has its card beside it, and the default task is among them: an empty folder fails
+    assert {p.stem for p in paths} == {p.stem for p in WEIGHTS_DIR.glob("*.md")}
+    assert DEFAULT_TASK in {read_metadata(p)["task"]["name"] for p in paths}
+    for path in paths:
         with safe_open(str(path), framework="pt") as f:
             assert len(f.metadata()["tensors_sha256"]) == 64
         load_checkpoint(path)  # raises if the digest does not match
