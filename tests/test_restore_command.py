@@ -118,7 +118,11 @@ def test_memory_guard_tiles_with_a_notice_or_refuses(tmp_path, ckpt, capsys, mon
     assert (written - expected).abs().max() <= 0.5 / 255 + 1e-5  # the file is that tiling, quantised
     code, _, err = run(["restore", tmp_path / "big.png", "-o", tmp_path / "no.png", "--weights", ckpt,
                         "--no-auto-tile"], capsys)
-    assert code == 2 and f"pass --tile {tile}" in err and err.count("\n") == 1 and not (tmp_path / "no.png").exists()
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "no.png").exists()
+    # each run loads the checkpoint afresh and measures its memory again: the advice agrees with the tile
+    # chosen above to within one 32-px step (resident-set peaks vary a little from one calibration to the next)
+    suggested = int(err.split("pass --tile ")[1].split()[0])
+    assert suggested % 32 == 0 and abs(suggested - tile) <= 32, (suggested, tile)
     monkeypatch.setenv("SERPENTIR_AVAILABLE_MEMORY", "1M")
     code, _, err = run(["restore", tmp_path / "big.png", "-o", tmp_path / "no.png", "--weights", ckpt], capsys)
     assert code == 2 and "not enough memory" in err

@@ -112,13 +112,11 @@ def test_cost_grows_linearly_with_pixels():
     assert abs(c1024.macs / (4 * c512.macs) - 1) < 0.05
 
 
-@pytest.mark.parametrize("backend", ["auto", "chunked"])  # the compiled scan users get, and the fallback
-def test_training_works_after_inference_mode_in_the_same_process(monkeypatch, backend):
+def test_training_works_after_inference_mode_in_the_same_process():
     """Cached scan orders made under inference_mode must not poison a later training step: its loss and
-    gradients equal those of a twin model that never ran under inference_mode."""
-    monkeypatch.setenv("SERPENTIR_SCAN_BACKEND", backend)
-    model = serpentir.create_model("serpent-t", embed_dim=8)
-    twin = serpentir.create_model("serpent-t", embed_dim=8)
+    gradients equal those of a twin model that never ran under inference_mode (the scan users get)."""
+    model = serpentir.create_model("serpent-t", embed_dim=8, depths=(1, 1))
+    twin = serpentir.create_model("serpent-t", embed_dim=8, depths=(1, 1))
     twin.load_state_dict(model.state_dict())
     with torch.inference_mode():
         model(torch.rand(1, 3, 24, 40))
