@@ -12,6 +12,7 @@ is not for this machine, and a `pip install`/`pip download` started from a test.
 
 import ipaddress
 import os
+import socket
 import sys
 
 import pytest
@@ -39,7 +40,7 @@ def _is_local(host) -> bool:
 def _no_network(event: str, args: tuple) -> None:
     if event == "socket.connect":
         sock, address = args
-        if sock.family in (getattr(__import__("socket"), "AF_UNIX", -1),):
+        if sock.family == getattr(socket, "AF_UNIX", None):
             return
         if isinstance(address, tuple) and not _is_local(address[0]):
             raise NetworkBlocked(f"a test connected to {address[0]}:{address[1]}; tests must not use the network")
