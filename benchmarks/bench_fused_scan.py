@@ -39,6 +39,7 @@ def latency_worker(models: list[str], rounds: int, threads: int, warmup: int = 3
     import serpentir
     from serpentir.models import create_model
 
+    serpentir.enable_huge_pages()  # as the command line does, before the first tensor
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     image, crops = torch.rand(1, 3, 512, 512), torch.rand(8, 3, 96, 96)
@@ -141,6 +142,7 @@ BIG_WORKER = """
 import json, sys, time, torch, numpy as np
 from skimage import data, transform
 import serpentir
+serpentir.enable_huge_pages()
 from serpentir.infer import DEFAULT_TASK, process_status_bytes
 w, h = map(int, sys.argv[1].split("x"))
 model = serpentir.load_model(DEFAULT_TASK)

@@ -65,8 +65,7 @@ def _best_time(fn, budget_s: float = REPEAT_BUDGET_S, max_reps: int = 5) -> floa
 
 
 def child_scan(backend: str, dim: int, length: int) -> dict:
-    import serpentir  # noqa: F401  (sets THP_MEM_ALLOC_ENABLE before torch allocates)
-    import torch
+    import torch  # THP_MEM_ALLOC_ENABLE comes from run_child's environment
 
     from serpentir.ops import available_backends, selective_scan
 

@@ -1,12 +1,69 @@
+"""Suite-wide fixtures: the scan backend users get, no network, a fixed seed.
+
+The compiled CPU scan is what `auto` gives users, so the suite runs it wherever a user would: it is
+built once per machine before the first test (50-90 s with a C++ compiler, then torch's extension
+cache). Tests of the pure-PyTorch path name it (backend="chunked", or the `chunked_backend`
+fixture). `compiled_kernel` makes a module fail loudly where the kernel cannot be built (elsewhere
+`auto` would fall back to the chunked scan with one warning, as it does for users).
+
+No test may reach the network: an audit hook refuses every socket connection and name lookup that
+is not for this machine, and a `pip install`/`pip download` started from a test.
+"""
+
+import ipaddress
 import os
+import socket
+import sys
 
 import pytest
 import torch
 
-# The compiled CPU scan takes 50-90 s to build on a fresh machine. Only tests/test_scan_cpu.py builds
-# it (once, it re-enables the kernel for itself); everywhere else 'auto' resolves to 'chunked'.
-# Set SERPENTIR_DISABLE_CPU_KERNEL=0 to run the whole suite on the compiled kernel.
-os.environ.setdefault("SERPENTIR_DISABLE_CPU_KERNEL", "1")
+LOCAL_NAMES = {None, "", "localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+class NetworkBlocked(RuntimeError):
+    """A test tried to reach beyond this machine."""
+
+
+def _is_local(host) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    if host in LOCAL_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(str(host).split("%")[0])
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _no_network(event: str, args: tuple) -> None:
+    if event == "socket.connect":
+        sock, address = args
+        if sock.family == getattr(socket, "AF_UNIX", None):
+            return
+        if isinstance(address, tuple) and not _is_local(address[0]):
+            raise NetworkBlocked(f"a test connected to {address[0]}:{address[1]}; tests must not use the network")
+    elif event == "socket.getaddrinfo":
+        if not _is_local(args[0]):
+            raise NetworkBlocked(f"a test looked up {args[0]!r}; tests must not use the network")
+    elif event == "subprocess.Popen":
+        argv = [str(a) for a in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
+        if any(os.path.basename(a).startswith("pip") or a == "pip" for a in argv) and (
+                {"install", "download"} & set(argv)):
+            raise NetworkBlocked(f"a test ran {' '.join(argv)}; tests must not fetch packages")
+
+
+sys.addaudithook(_no_network)  # for the whole test process (an audit hook cannot be removed)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _build_scan_kernel_first():
+    """Build (or load from cache) the compiled scan before any test, so no test's time includes the build."""
+    import serpentir.ops.scan_cpu_build as scan_cpu_build
+
+    scan_cpu_build.cpu_kernel_ops()  # a failure is logged once; `auto` then uses chunked, as for users
+    yield
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +77,12 @@ def compiled_kernel():
         if scan_core.cpu_kernel_ops() is None:
             pytest.fail(f"the compiled CPU scan failed to build: {scan_core.cpu_kernel_error()}")
         yield
+
+
+@pytest.fixture
+def chunked_backend(monkeypatch):
+    """`auto` resolves to the pure-PyTorch chunked scan for this test (what a machine without a compiler runs)."""
+    monkeypatch.setenv("SERPENTIR_SCAN_BACKEND", "chunked")
 
 
 @pytest.fixture(autouse=True)

@@ -62,7 +62,7 @@ def test_residual_passes_the_image_through(name):
 @pytest.mark.parametrize("name", BASELINES)
 def test_gradients_reach_every_parameter(name):
     model = serpentir.create_model(name)
-    x = torch.rand(2, 3, 19, 23, requires_grad=True)
+    x = torch.rand(1, 3, 19, 23, requires_grad=True)
     model(x).square().mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing

@@ -9,6 +9,7 @@ import tifffile
 import torch
 from PIL import Image, ImageCms, ImageOps
 
+from png_fixtures import png16_bytes, read_png16
 from real_photos import photo_array
 from serpentir.errors import UserError
 from serpentir.image_io import picture_from_pil, read_picture, write_picture
@@ -61,10 +62,8 @@ def test_16bit_png_round_trips_exactly_with_icc_and_exif(tmp_path, channels):
     values = _rgb16()
     samples = {1: values[:, :, :1], 2: np.dstack([values[:, :, :1], _alpha((24, 30), np.uint16)]), 3: values,
                4: np.dstack([values, _alpha((24, 30), np.uint16)])}[channels]
-    from serpentir.image_io.png16 import encode_png16
-
     src = tmp_path / "in.png"
-    src.write_bytes(encode_png16(samples, icc_profile=ICC, exif=_exif().tobytes()))
+    src.write_bytes(png16_bytes(samples, icc=ICC, exif=_exif().tobytes()))
     picture = read_picture(src)
     assert picture.bit_depth == 16
     write_picture(picture, tmp_path / "out.png")
@@ -77,6 +76,35 @@ def test_16bit_png_round_trips_exactly_with_icc_and_exif(tmp_path, channels):
         assert back.alpha.dtype == np.uint16 and np.array_equal(back.alpha, samples[:, :, -1])
     if channels == 1:  # Pillow reads 16-bit grey whole: an independent check of every sample
         assert np.array_equal(np.asarray(im).astype(np.uint16), values[:, :, 0])
+    # an independent decoder (pypng) reads every sample of what was written
+    assert np.array_equal(read_png16((tmp_path / "out.png").read_bytes()), samples)
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_interlaced_16bit_png_reads_every_sample(tmp_path, channels):
+    """Adam7-interlaced 16-bit colour PNGs (written by pypng) read whole, with their metadata."""
+    values = _rgb16()
+    samples = {2: np.dstack([values[:, :, :1], _alpha((24, 30), np.uint16)]), 3: values,
+               4: np.dstack([values, _alpha((24, 30), np.uint16)])}[channels]
+    src = tmp_path / "interlaced.png"
+    src.write_bytes(png16_bytes(samples, interlace=True, icc=ICC))
+    assert src.read_bytes()[28] == 1  # IHDR's interlace method: Adam7
+    picture = read_picture(src)
+    assert picture.bit_depth == 16 and picture.icc_profile == ICC
+    colour = samples[:, :, :1 if channels == 2 else 3].astype(np.float32) / 65535
+    assert torch.equal(picture.colour, torch.from_numpy(colour).permute(2, 0, 1))
+    assert (picture.alpha is None) == (channels == 3)
+    if picture.alpha is not None:
+        assert np.array_equal(picture.alpha, samples[:, :, -1])
+
+
+def test_a_truncated_16bit_png_is_one_line_naming_the_file(tmp_path):
+    data = png16_bytes(_rgb16())
+    path = tmp_path / "cut.png"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError) as info:
+        read_picture(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("alpha", [False, True])

@@ -145,7 +145,7 @@ def test_state_carried_across_row_bands_is_exact(reverse):
 
 
 @pytest.mark.parametrize("order", ["diagonal", "cross"])
-def test_layers_in_pieces_equal_the_whole_map(monkeypatch, order):
+def test_layers_in_pieces_equal_the_whole_map(order):
     """Under no_grad a map larger than PIECE_TOKENS goes through the SSM and the VSS block in bands."""
     block = VSSBlock(8, d_state=4, order=order).double()
     with torch.no_grad():  # a trained-looking layer: parameters away from their initial values
@@ -154,10 +154,12 @@ def test_layers_in_pieces_equal_the_whole_map(monkeypatch, order):
     x = torch.randn(2, 9, 11, 8, dtype=F64)
     with torch.no_grad():
         whole_ssm, whole_block = block.ssm(x.repeat(1, 1, 1, 2)), block(x)
-        monkeypatch.setattr(pieces, "PIECE_TOKENS", 40)  # bands of one or two lines
-        assert pieces.use_pieces(2, 9, 11)
-        torch.testing.assert_close(block.ssm(x.repeat(1, 1, 1, 2)), whole_ssm, rtol=1e-10, atol=1e-10)
-        torch.testing.assert_close(block(x), whole_block, rtol=1e-10, atol=1e-10)
+        assert not pieces.use_pieces(2, 9, 11)
+        with pieces.piece_budget(40):  # bands of one or two lines
+            assert pieces.use_pieces(2, 9, 11)
+            torch.testing.assert_close(block.ssm(x.repeat(1, 1, 1, 2)), whole_ssm, rtol=1e-10, atol=1e-10)
+            torch.testing.assert_close(block(x), whole_block, rtol=1e-10, atol=1e-10)
+        assert pieces.piece_tokens() == pieces.PIECE_TOKENS
 
 
 def test_errors_name_the_bad_argument():

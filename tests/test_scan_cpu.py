@@ -1,7 +1,7 @@
 """The compiled CPU backend against the sequential reference, and the fallback when it is unavailable.
 
-This module loads the C++ kernel (a first-use build, 50-90 s on a fresh machine, then its cache); the rest of
-the suite runs with SERPENTIR_DISABLE_CPU_KERNEL=1 (tests/conftest.py) so that it never builds.
+The suite builds the C++ kernel once (50-90 s on a fresh machine, then torch's cache) and runs it
+wherever `auto` would (tests/conftest.py); this module fails loudly where it cannot be built.
 """
 
 import logging
@@ -96,7 +96,8 @@ def test_forward_without_grad_matches():
 
 
 def test_strong_decays_stay_finite_in_float32():
-    inputs = make_inputs(batch=1, dim=8, L=2000, N=16, delta_scale=5.0, delta_offset=30.0, dtype=torch.float32)
+    # L=520: several chunks and eight 64-step checkpoints of strong decay (the reference is a Python loop)
+    inputs = make_inputs(batch=1, dim=8, L=520, N=16, delta_scale=5.0, delta_offset=30.0, dtype=torch.float32)
     y_c, l_c, g_c = run(selective_scan_cpu, inputs, delta_softplus=True)
     y_r, l_r, g_r = run(selective_scan_ref, inputs, delta_softplus=True)
     assert torch.isfinite(y_c).all() and all(torch.isfinite(g).all() for g in g_c.values())

@@ -113,8 +113,20 @@ def test_cost_grows_linearly_with_pixels():
 
 
 def test_training_works_after_inference_mode_in_the_same_process():
-    """Cached scan orders made under inference_mode must not poison a later training step."""
-    model = serpentir.create_model("serpent-t")
+    """Cached scan orders made under inference_mode must not poison a later training step: its loss and
+    gradients equal those of a twin model that never ran under inference_mode (the scan users get)."""
+    model = serpentir.create_model("serpent-t", embed_dim=8, depths=(1, 1))
+    twin = serpentir.create_model("serpent-t", embed_dim=8, depths=(1, 1))
+    twin.load_state_dict(model.state_dict())
     with torch.inference_mode():
         model(torch.rand(1, 3, 24, 40))
-    model(torch.rand(1, 3, 24, 40)).mean().backward()
+    x = torch.rand(1, 3, 24, 40)
+    loss, twin_loss = model(x).square().mean(), twin(x).square().mean()
+    loss.backward()
+    twin_loss.backward()
+    torch.testing.assert_close(loss.detach(), twin_loss.detach())
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    assert sum(g.abs().sum() for g in grads.values()) > 0
+    for name, p in twin.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, msg=name)

@@ -62,6 +62,8 @@ def test_models_lists_every_bundled_checkpoint_default_first(server):
     assert {m["task"]: m["weights"] for m in answer["models"]} == bundled
     assert answer["default"] == DEFAULT_TASK == answer["models"][0]["task"] and answer["models"][0]["default"]
     assert sum(m["default"] for m in answer["models"]) == 1
+    # the model that takes a mask beside the image is marked: an upload cannot carry one
+    assert {m["task"] for m in answer["models"] if m["needs_mask"]} == {"inpaint"}
 
 
 def test_restored_png_equals_the_command_line_result(server):

@@ -7,6 +7,7 @@ a broken page.
 """
 
 import io
+import json
 import urllib.request
 from pathlib import Path
 
@@ -58,6 +59,13 @@ def test_upload_restore_compare_download(browser, url, tmp_path):
     page.goto(url + "/")
     page.wait_for_selector(f"#task option[value={SMALLEST_TASK}]", state="attached")
     assert page.input_value("#task") == DEFAULT_TASK  # the default model is preselected
+    # every bundled task but inpaint (it needs a mask the page cannot paint) is offered, and the page says so
+    with urllib.request.urlopen(f"{url}/api/models") as response:
+        models = json.loads(response.read())["models"]
+    assert [m["task"] for m in models if m["needs_mask"]] == ["inpaint"]
+    offered = page.eval_on_selector_all("#task option", "os => os.map(o => o.value)")
+    assert offered == [m["task"] for m in models if not m["needs_mask"]]
+    assert page.is_visible("#mask-tasks") and "inpaint" in page.inner_text("#mask-tasks")
     page.select_option("#task", SMALLEST_TASK)
     page.set_input_files("#file", str(source))
     assert page.is_enabled("#restore")

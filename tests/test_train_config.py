@@ -62,6 +62,32 @@ def test_unknown_key_in_yaml_file(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("text, key, line, first", [
+    ("model: the\nsteps: 3\nmodel:\n  name: serpent-t\n", "model", 3, 1),  # the stray line of issue 19
+    ("optim:\n  lr: 1e-3\n  warmup_steps: 5\n  lr: 2e-3\n", "lr", 4, 2),  # nested
+])
+def test_a_key_given_twice_is_a_one_line_error_naming_file_key_and_line(tmp_path, text, key, line, first):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message == f"{path}, line {line}: key {key!r} is given twice (first on line {first})"
+    # the same keys in different mappings are not duplicates
+    path.write_text("model:\n  name: serpent-t\ntask:\n  name: denoise\n")
+    assert load_config(path).task.name == "denoise"
+
+
+def test_committed_configs_have_no_duplicate_keys():
+    from pathlib import Path
+
+    from serpentir.strict_yaml import load_yaml_file
+
+    configs = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
+    for path in configs:
+        assert isinstance(load_yaml_file(path), dict), path  # raises UserError naming a duplicate
+
+
 def test_bundled_configs_load():
     from pathlib import Path
 

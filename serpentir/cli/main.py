@@ -12,6 +12,7 @@ import logging
 import sys
 
 from ..errors import UserError
+from ..huge_pages import enable_huge_pages
 from .info import add_forward_parser, add_models_parser, add_tasks_parser
 from .restoring import add_demo_parser, add_restore_parser
 from .serving import add_export_parser, add_serve_parser
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit code (2 for a user's mistake, 1 for a refusal of the system)."""
+    enable_huge_pages()  # before the first tensor: large CPU tensors take fewer page faults (huge_pages.py)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:

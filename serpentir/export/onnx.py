@@ -76,14 +76,12 @@ def export_scan_backend(model: nn.Module) -> Iterator[None]:
     from ..layers import pieces
 
     saved = [(m, m.scan_backend) for m in model.modules() if hasattr(m, "scan_backend")]
-    piece_tokens = pieces.PIECE_TOKENS
     try:
         for m, _ in saved:
             m.scan_backend = "export"
-        pieces.PIECE_TOKENS = 1 << 62
-        yield
+        with pieces.piece_budget(1 << 62):  # this thread only: a concurrent restore keeps its pieces
+            yield
     finally:
-        pieces.PIECE_TOKENS = piece_tokens
         for m, backend in saved:
             m.scan_backend = backend
 

@@ -2,8 +2,9 @@
 
 Conventions:
 - 8-bit samples are scaled by 255, 16-bit ones by 65535. Pillow alone would cut 16-bit colour to
-  8 bits, so 16-bit colour PNGs (non-interlaced) are decoded by png16.py and 16-bit colour TIFFs
-  through tifffile (a dependency of scikit-image).
+  8 bits, so 16-bit colour PNGs (interlaced or not) are decoded by imagecodecs (libpng; chosen in
+  docs/png16_codecs.md) and 16-bit colour TIFFs through tifffile (a dependency of scikit-image).
+  Their ICC profile and EXIF still come from Pillow, which reads the chunks of any PNG.
 - The EXIF orientation tag is applied, so a photo comes out the way a viewer shows it; the EXIF kept
   for the output says "upright" (orientation 1), every other byte of it unchanged.
 - Only the first frame of a multi-frame file is read.
@@ -22,7 +23,6 @@ from torch import Tensor
 from ..errors import UserError
 from .files import named_read_errors, one_line
 from .picture import Picture, sample_max, to_grey
-from .png16 import decode_png16, is_16bit_colour_png
 
 _ORIENTATION = 0x0112
 # Modes Pillow reads that are neither grey nor RGB: converted, and their ICC profile (made for that
@@ -35,8 +35,8 @@ def read_picture(path: str | Path) -> Picture:
     path = Path(path)
     with named_read_errors(path), Image.open(path) as im:
         icc = im.info.get("icc_profile") or None
-        if is_16bit_colour_png(im):
-            samples, depth = decode_png16(path), 16
+        if _is_16bit_colour_png(im):
+            samples, depth = _decode_png16(path), 16
         elif _is_16bit_colour_tiff(im):
             samples, depth = _decode_tiff16(path), 16
         else:
@@ -74,6 +74,28 @@ def load_image(path: str | Path, channels: int | None = None) -> Tensor:
     elif channels == 3 and img.shape[0] == 1:
         img = img.expand(3, -1, -1)
     return img.contiguous()
+
+
+def _is_16bit_colour_png(im: Image.Image) -> bool:
+    """A 16-bit PNG that Pillow would narrow: RGB, RGBA or grey + alpha (16-bit plain grey it reads whole)."""
+    if im.format != "PNG":
+        return False
+    pos = im.fp.tell()
+    im.fp.seek(24)  # IHDR's bit depth and colour type, after the signature, the chunk header and the size
+    depth_and_colour = tuple(im.fp.read(2))
+    im.fp.seek(pos)
+    return depth_and_colour in ((16, 2), (16, 4), (16, 6))
+
+
+def _decode_png16(path: Path) -> np.ndarray:
+    """(H, W, C) uint16 samples of a 16-bit PNG; a broken file raises ValueError (named by the caller)."""
+    import imagecodecs  # only 16-bit colour PNGs need it
+
+    try:
+        samples = imagecodecs.png_decode(path.read_bytes())
+    except imagecodecs.PngError as e:
+        raise ValueError(str(e)) from None
+    return samples if samples.ndim == 3 else samples[:, :, None]
 
 
 def _picture(samples: np.ndarray, depth: int, icc: bytes | None, exif: bytes | None) -> Picture:

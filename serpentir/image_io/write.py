@@ -10,6 +10,8 @@ alpha (refused rather than dropped); BMP 8 bits, no metadata.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,6 @@ from ..atomic_write import atomic_path
 from ..errors import UserError
 from .files import IMAGE_EXTENSIONS, one_line
 from .picture import Picture, alpha_at_depth, quantise
-from .png16 import encode_png16
 
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 LOSSY_FORMATS = ("JPEG", "WEBP")
@@ -44,7 +45,7 @@ def write_picture(picture: Picture, path: str | Path, *, overwrite: bool = False
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             if depth == 16 and fmt == "PNG":
-                f.write(encode_png16(samples, icc_profile=picture.icc_profile, exif=picture.exif))
+                f.write(_encode_png16(samples, picture.icc_profile, picture.exif))
             elif depth == 16:
                 _write_tiff16(f, samples, picture)
             else:
@@ -103,3 +104,25 @@ def _write_tiff16(f, samples: np.ndarray, picture: Picture) -> None:
                      photometric="minisblack" if grey else "rgb",
                      extrasamples=["unassalpha"] if picture.alpha is not None else None,
                      iccprofile=picture.icc_profile)
+
+
+def _encode_png16(samples: np.ndarray, icc_profile: bytes | None, exif: bytes | None) -> bytes:
+    """A 16-bit PNG (grey, grey + alpha, RGB or RGBA) by imagecodecs (libpng), with the ICC profile in an
+    iCCP chunk and EXIF in an eXIf chunk after IHDR, as Pillow writes them in 8-bit PNGs (imagecodecs
+    writes pixels only). zlib level 1, RLE strategy, Sub filter (OpenCV's defaults): on a 16-bit photo
+    as small as level 6 (0.5% larger) and 5x faster (docs/png16_codecs.md)."""
+    import imagecodecs  # only 16-bit PNG output needs it
+
+    image = np.ascontiguousarray(samples[:, :, 0] if samples.shape[2] == 1 else samples, dtype=np.uint16)
+    encoded = imagecodecs.png_encode(image, level=1, strategy=3, filter=16)
+    extra = b""
+    if icc_profile:
+        extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile))
+    if exif:
+        extra += _png_chunk(b"eXIf", exif.removeprefix(b"Exif\x00\x00"))
+    after_ihdr = 8 + 8 + 13 + 4  # signature, IHDR's length and type, its 13 bytes, its CRC
+    return encoded[:after_ihdr] + extra + encoded[after_ihdr:]
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

@@ -3,7 +3,7 @@
 The peak of a forward pass grows linearly with the pixel count (the network is convolutions, scans
 and token-wise layers), so two small calibration runs, 64x64 and 128x128, fitted as
 intercept + slope * pixels, predict it for any size. Serpent has two regimes: a map larger than
-serpentir.layers.pieces.PIECE_TOKENS goes through its blocks in bands, at a fraction of the memory
+serpentir.layers.pieces.piece_tokens() goes through its blocks in bands, at a fraction of the memory
 per pixel. So the calibration is run twice, whole and (with the piece size lowered to a quarter
 of the calibration map) in pieces, and an image is predicted by the whole-map line up to the size
 where pieces start and by the larger of the two beyond it. They are measured, not derived from a formula,
@@ -23,6 +23,7 @@ import gc
 import logging
 import os
 import re
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ USABLE = 0.8  # and only this fraction of what is available is planned for
 
 log = logging.getLogger(__name__)
 _cache: "weakref.WeakKeyDictionary[nn.Module, PeakModel]" = weakref.WeakKeyDictionary()
+# One calibration at a time: the CPU peak is the whole process's (two at once would measure each other),
+# and a model asked for by several threads (serve's workers) is calibrated once.
+_calibrating = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -96,13 +100,15 @@ class Unmeasurable(Exception):
 def peak_model(model: nn.Module, in_channels: int) -> PeakModel | None:
     """The model's forward peak as a function of pixels, calibrated once per model (kept while the model lives);
     None, with one warning, where memory cannot be measured."""
-    if model not in _cache:
-        try:
-            _cache[model] = _calibrate(model, in_channels)
-        except Unmeasurable as e:
-            log.warning("cannot measure memory here (%s): whole images are restored unchecked; --tile N bounds it", e)
-            _cache[model] = None
-    return _cache[model]
+    with _calibrating:
+        if model not in _cache:
+            try:
+                _cache[model] = _calibrate(model, in_channels)
+            except Unmeasurable as e:
+                log.warning("cannot measure memory here (%s): whole images are restored unchecked; --tile N bounds it",
+                            e)
+                _cache[model] = None
+        return _cache[model]
 
 
 def whole_image_fits(model: nn.Module, in_channels: int, height: int, width: int,
@@ -140,13 +146,9 @@ def _calibrate(model: nn.Module, in_channels: int) -> PeakModel:
     measure = _cuda_peak if device.type == "cuda" else _cpu_peak
     whole = _fit(measure(run, device), "whole")
     patch = getattr(getattr(model, "config", None), "patch_size", 1)
-    saved = pieces.PIECE_TOKENS
-    pieces.PIECE_TOKENS = max(1, (CALIBRATION_SIZES[0] // patch) ** 2 // 4)
-    try:
+    with pieces.piece_budget(max(1, (CALIBRATION_SIZES[0] // patch) ** 2 // 4)):  # this thread only
         in_pieces = _fit(measure(run, device), "in pieces")
-    finally:
-        pieces.PIECE_TOKENS = saved
-    return PeakModel(whole, in_pieces, pieces_from=saved * patch * patch)
+    return PeakModel(whole, in_pieces, pieces_from=pieces.piece_tokens() * patch * patch)
 
 
 def _fit(peaks: list[float], regime: str) -> PeakLine:

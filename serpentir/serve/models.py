@@ -68,6 +68,7 @@ class ModelCache:
                 "size_bytes": path.stat().st_size,
                 "channels": meta["channels"],
                 "loaded": task in self._loaded,
+                "needs_mask": _needs_mask(task),  # the page offers no way to paint one: it lists these apart
             })
         return entries
 
@@ -77,3 +78,11 @@ def _task_description(task: str) -> str:
         return get_task(task).description
     except UserError:
         return ""
+
+
+def _needs_mask(task: str) -> bool:
+    """Whether the task's model takes a mask beside the image (inpainting), which an upload cannot carry."""
+    try:
+        return bool(get_task(task).extra_channels)
+    except UserError:
+        return False

@@ -18,6 +18,7 @@ from typing import Any, Union
 import yaml
 
 from ..errors import UserError
+from ..strict_yaml import load_yaml_file
 
 LOSSES = ("l1", "charbonnier", "psnr")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -135,11 +136,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = Path(path)
         if not path.is_file():
             raise UserError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UserError(f"{path}: not valid YAML ({first})") from None
+        data = load_yaml_file(path) or {}  # a key given twice is refused, with its line
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected a mapping of keys to values at the top level")
     for item in overrides or []:

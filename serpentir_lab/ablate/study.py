@@ -21,9 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from serpentir.errors import UserError
+from serpentir.strict_yaml import load_yaml_file
 from serpentir.train import TrainConfig, apply_override, config_from_dict, learning_digest, validate_config
 
 _NAME = re.compile(r"^[a-z0-9_-]+$")
@@ -58,17 +57,6 @@ class Study:
         return Path(runs_dir) / f"{variant.config.model.name}-{variant.digest}"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML that refuses a key given twice (plain YAML keeps the last one silently: a lost variant)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def _check_buildable(config: TrainConfig) -> None:
@@ -97,11 +85,7 @@ def load_study(path: str | Path, extra: list[str] | None = None) -> Study:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"study file not found: {path}")
-    try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as e:
-        first = " ".join(str(e).split("\n")[:2]) if "twice" in str(e) else str(e).splitlines()[0]
-        raise UserError(f"{path}: not valid YAML ({first})") from None
+    data = load_yaml_file(path)  # a key given twice (a lost variant) is refused
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping with study, base and variants")
     unknown = set(data) - _KEYS
@@ -113,10 +97,7 @@ def load_study(path: str | Path, extra: list[str] | None = None) -> Study:
     base_path = (path.parent / str(data["base"])).resolve()
     if not base_path.is_file():
         raise UserError(f"{path}: base config not found: {base_path}")
-    try:
-        base = yaml.safe_load(base_path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"{base_path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    base = load_yaml_file(base_path) or {}
     shared = _overrides(data.get("set"), f"{path}: set")
     if not isinstance(data["variants"], dict):
         raise UserError(f"{path}: variants must map names to lists of overrides")

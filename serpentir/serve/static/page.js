@@ -31,10 +31,15 @@ async function loadModels() {
   const body = await response.json();
   state.models = body.models;
   const select = $("task");
-  for (const m of body.models) {
+  for (const m of body.models.filter((x) => !x.needs_mask)) {
     const option = new Option(m.task + (m.default ? " (default)" : ""), m.task, m.default, m.default);
     select.add(option);
   }
+  // a task that needs a mask (inpaint) is not offered: the page has no way to paint one
+  const masked = body.models.filter((x) => x.needs_mask).map((x) => x.task);
+  $("mask-tasks").textContent = masked.length ?
+    `Not offered here: ${masked.join(", ")}, which needs a mask of the region to fill (serpentir restore --mask).` : "";
+  show($("mask-tasks"), masked.length > 0);
   describeTask();
 }
 
