@@ -5,10 +5,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import yaml
 
 ABLATIONS = Path(__file__).resolve().parents[1] / "configs" / "ablations"
 STUDIES = sorted(p for p in ABLATIONS.glob("*_v2.yaml") if p.name != "base_v2.yaml")
+
+
+from serpentir.strict_yaml import load_yaml_file
 
 
 def load_study(path):
@@ -17,15 +19,8 @@ def load_study(path):
     return load(path)
 
 
-class UniqueKeys(yaml.SafeLoader):
-    def construct_mapping(self, node, deep=False):
-        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
-        assert len(keys) == len(set(keys)), f"duplicate key in {node.start_mark}"
-        return super().construct_mapping(node, deep=deep)
-
-
 def test_base_has_no_duplicate_or_stray_keys():
-    base = yaml.load((ABLATIONS / "base_v2.yaml").read_text(), Loader=UniqueKeys)
+    base = load_yaml_file(ABLATIONS / "base_v2.yaml")  # refuses a key given twice
     assert base["model"] == {"name": "serpent-t", "kwargs": {}} and base["steps"] >= 4000
     assert 64 <= base["data"]["crop_size"] <= 96
 
