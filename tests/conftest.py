@@ -60,9 +60,9 @@ sys.addaudithook(_no_network)  # for the whole test process (an audit hook canno
 @pytest.fixture(scope="session", autouse=True)
 def _build_scan_kernel_first():
     """Build (or load from cache) the compiled scan before any test, so no test's time includes the build."""
-    import serpentir.ops.scan_cpu_build as scan_cpu_build
+    import serpentir.ops.scan_core as scan_core
 
-    scan_cpu_build.cpu_kernel_ops()  # a failure is logged once; `auto` then uses chunked, as for users
+    scan_core.cpu_kernel_ops()  # a failure is logged once; `auto` then uses chunked, as for users
     yield
 
 
