@@ -107,7 +107,7 @@ def test_registered_alias_and_bad_mixer():
         serpentir.create_model("serpent-t", mixer="attention")
 
 
-def test_conv_block_in_bands_equals_the_whole_map(monkeypatch):
+def test_conv_block_in_bands_equals_the_whole_map():
     """Large maps go through a VSS block in bands of rows under inference; the swapped mixer must not notice."""
     from serpentir.layers import pieces
 
@@ -116,7 +116,7 @@ def test_conv_block_in_bands_equals_the_whole_map(monkeypatch):
     x = torch.randn(2, 13, 11, 16)
     with torch.no_grad():
         whole = block(x)
-        monkeypatch.setattr(pieces, "PIECE_TOKENS", 40)  # bands of one or two rows
-        assert pieces.use_pieces(2, 13, 11)
-        banded = block(x)
+        with pieces.piece_budget(40):  # bands of one or two rows
+            assert pieces.use_pieces(2, 13, 11)
+            banded = block(x)
     torch.testing.assert_close(banded, whole, rtol=1e-5, atol=1e-5)
