@@ -24,6 +24,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from serpentir.errors import UserError
 from serpentir.train import CONFIG, run_dir_of
 from serpentir_lab.release import bundle_blind_run, bundle_run
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="a blind model: validate on this corpus' held-out photos")
     parser.add_argument("--max-side", type=int, default=768, help="with --corpus: cap the photos' long side (768)")
     parser.add_argument("--notes-file", type=Path, help="with --corpus: markdown appended to the card")
+    parser.add_argument("--out-dir", type=Path, help="write the weights and card here (default: the bundled weights folder)")
     parser.add_argument("--force", action="store_true",
                         help="with --corpus: bundle even if worse than the bundled model in some class (said in the card)")
     args = parser.parse_args()
@@ -51,7 +53,7 @@ def main() -> None:
         weights, card = bundle_blind_run(args.checkpoint, args.corpus, train_started=ended - wall, train_ended=ended,
                                          wall_time_s=wall, max_side=args.max_side, configs=args.configs,
                                          history=args.history, notes=notes, produced_by=produced_by,
-                                         force=args.force)
+                                         force=args.force, **({"out_dir": args.out_dir} if args.out_dir else {}))
     else:
         weights, card = bundle_run(args.checkpoint, wall_time_s=wall, configs=args.configs, history=args.history,
                                    produced_by=produced_by)
@@ -60,4 +62,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        sys.exit(f"bundle_weights: error: {e}")

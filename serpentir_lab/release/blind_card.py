@@ -62,7 +62,7 @@ def bundle_blind_run(checkpoint: str | Path, corpus_dir: str | Path, *, train_st
                 + "\n".join(verdict.lines) + ("\n" if verdict.passed else "\n\nBundled although worse (--force).\n"))
         if not verdict.passed and not force:
             raise UserError(f"{checkpoint}: not bundled, it is worse than {old_weights} somewhere: "
-                            + "; ".join(line[2:] for line in verdict.lines if "WORSE" in line or "MISSED" in line))
+                            + "; ".join(line[2:] for line in verdict.lines))
         if not history_rows:  # the first table: the replaced model's own row, from its card
             old_card = card_path.read_text() if card_path.is_file() else ""
             date = re.search(r"Validation: (\d{4}-\d\d-\d\d)", old_card)
