@@ -34,6 +34,10 @@ def worker(spec: dict) -> dict:
     """One process: throughput of the real trainer, then the split of a step into its phases."""
     import tempfile
 
+    import serpentir
+
+    if hasattr(serpentir, "enable_huge_pages"):  # as `serpentir train` runs (older checkouts set it at import)
+        serpentir.enable_huge_pages()
     import torch
 
     try:
