@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -72,6 +72,7 @@ def score_run(run_dir: Path, task_name: str, photos, cache_key: dict) -> dict:
         if cached.get("key") == cache_key:
             return cached["gains"]
     from serpentir import load_model
+    from serpentir.atomic_write import write_text_atomic
     from serpentir.checkpoint import build_task
     from serpentir.infer import restore_tensor, score
     from serpentir.train import last_checkpoint
@@ -92,9 +93,7 @@ def score_run(run_dir: Path, task_name: str, photos, cache_key: dict) -> dict:
                     gain = out - score(degraded[None], clean[None], with_lpips=False)["psnr"][0]
                 gains.setdefault(kind, {}).setdefault(name, []).append(gain)
     result = {kind: {name: float(np.mean(v)) for name, v in per.items()} for kind, per in gains.items()}
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": cache_key, "gains": result}, indent=1))
-    os.replace(tmp, cache)
+    write_text_atomic(cache, json.dumps({"key": cache_key, "gains": result}, indent=1))
     return result
 
 
@@ -206,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     import yaml
 
     task_name = yaml.safe_load(Path(args.base).read_text())["task"]["name"]
-    command = "python benchmarks/recipe_study.py " + " ".join(argv if argv is not None else os.sys.argv[1:])
+    command = shlex.join(["python", "benchmarks/recipe_study.py", *(argv if argv is not None else sys.argv[1:])])
     results, minutes = {}, {}
     for seed in seeds:  # seed-major: every variant gets its first seed before any gets a second
         for name, overrides in variants.items():
