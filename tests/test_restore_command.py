@@ -100,7 +100,10 @@ def test_memory_guard_tiles_with_a_notice_or_refuses(tmp_path, ckpt, capsys, mon
     with caplog.at_level(logging.WARNING):
         code, _, _ = run(["restore", tmp_path / "big.png", "-o", tmp_path / "whole.png", "--weights", ckpt], capsys)
     assert code == 0 and not caplog.records  # 272x280 needs about 0.2 GB: restored whole, no notice
-    monkeypatch.setenv("SERPENTIR_AVAILABLE_MEMORY", "60M")
+    # The calibrated estimate for 272x280 moves between about 33 and 62 MB from one load to the next (resident-set
+    # peaks depend on what the heap already holds), so the budget sits far from it: 80% of 24 MB never holds the
+    # whole image, and a 64-pixel tile (about 3 MB) always fits.
+    monkeypatch.setenv("SERPENTIR_AVAILABLE_MEMORY", "24M")
     with caplog.at_level(logging.WARNING):
         code, _, _ = run(["restore", tmp_path / "big.png", "-o", tmp_path / "tiled.png", "--weights", ckpt], capsys)
     assert code == 0
