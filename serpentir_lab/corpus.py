@@ -10,7 +10,12 @@ packages a few small ones:
 Licences are in /usr/share/doc/PACKAGE/copyright (mostly GPL-2+ and CC-BY-SA-4.0).
 
 Whole photos named in `VAL_PHOTOS` form the `val/` split (never cropped into training); the rest
-go to `train/`. Every photo is written as an 8-bit RGB PNG (long side capped at `max_side` when
+go to `train/`. With `with_test`, a `test/` split is added from packages that give nothing to train
+or val (issue 19's protocol: whole packages held out, at least 20 photos, every one at least 512 px
+on its short side for 512-px test crops): `opencv-doc` (the photographs among OpenCV's examples and
+tutorial images, `OPENCV_PHOTOS`; images with drawn overlays, composites, screenshots, near-duplicate
+pairs and paintings are left out by name) and `visp-images-data` (`VISP_PHOTOS`). The
+lomiri-wallpapers packages are reserved for independent checks and never gathered. Every photo is written as an 8-bit RGB PNG (long side capped at `max_side` when
 given, Lanczos: the wallpapers are JPEGs, and downscaling also averages away their compression
 noise), and `manifest.csv` lists its split, source package, source file, size and the sha256 of
 both the source and the written PNG. The corpus is built in a temporary folder and renamed into
@@ -45,6 +50,22 @@ PIP_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "china",
 # sample photos the bundled models were always validated on.
 VAL_PHOTOS = ("mate-LadyBird", "mate-Storm", "plasma-ColorfulCups", "plasma-Kite",
               "skimage-astronaut", "skimage-chelsea", "skimage-coffee")
+OPENCV_DIR = Path("/usr/share/doc/opencv-doc")
+# name -> file under OPENCV_DIR; one of each stereo or exposure pair (aloeR, leuvenB, graf3 are left out)
+OPENCV_PHOTOS = {
+    "aloe": "examples/data/aloeL.jpg", "apple": "examples/data/apple.jpg", "baboon": "examples/data/baboon.jpg",
+    "building": "examples/data/building.jpg", "dog": "examples/data/chicky_512.png",
+    "notebook": "examples/data/ela_original.jpg", "graffiti": "examples/data/graf1.png",
+    "leuven": "examples/data/leuvenA.jpg", "orange": "examples/data/orange.jpg", "lightbox": "examples/data/pca_test1.jpg",
+    "scene01": "examples/text/scenetext01.jpg", "scene02": "examples/text/scenetext02.jpg",
+    "scene03": "examples/text/scenetext03.jpg", "scene04": "examples/text/scenetext04.jpg",
+    "scene05": "examples/text/scenetext05.jpg", "portrait": "opencv4/html/230501201_1.jpg",
+    "barcodes": "opencv4/html/4_barcodes.jpg", "webcam": "opencv4/html/Threshold_inRange_Tutorial_Result_input.jpeg",
+    "newspaper": "opencv4/html/affinepano.jpg",
+}
+VISP_DIR = Path("/usr/share/visp-images-data/ViSP-images")
+VISP_PHOTOS = {"solvay1927": "Solvay/Solvay_conference_1927_Version2_2126x1463.png", "klimt": "Klimt/Klimt.png"}
+TEST_PACKAGES = ("opencv-doc", "visp-images-data")
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("name", "split", "package", "source", "width", "height", "source_width", "source_height",
                    "source_sha256", "sha256")
@@ -120,6 +141,24 @@ def pip_photos() -> list[Photo]:
     return photos
 
 
+def _named_files(package: str, folder: Path, files: dict[str, str], prefix: str) -> list[Photo]:
+    if not folder.is_dir():
+        raise _missing(package, folder)
+    photos = []
+    for name, relative in files.items():
+        path = folder / relative
+        if not path.is_file():
+            raise UserError(f"{path}: missing (reinstall with: apt-get install --reinstall {package})")
+        photos.append(Photo(f"{prefix}-{name}", package, str(path), path.read_bytes))
+    return photos
+
+
+def test_photos(opencv_dir: Path | None = None, visp_dir: Path | None = None) -> list[Photo]:
+    """The held-out test packages' photos (`OPENCV_PHOTOS`, `VISP_PHOTOS`); folders: the install's unless given."""
+    return (_named_files("opencv-doc", Path(opencv_dir or OPENCV_DIR), OPENCV_PHOTOS, "opencv")
+            + _named_files("visp-images-data", Path(visp_dir or VISP_DIR), VISP_PHOTOS, "visp"))
+
+
 def installed_photos(mate_dir: Path | None = None, plasma_dir: Path | None = None) -> list[Photo]:
     """Every photo the corpus gathers; a missing Debian package is a UserError naming its apt-get command."""
     return mate_photos(mate_dir) + plasma_photos(plasma_dir) + pip_photos()
@@ -154,10 +193,12 @@ def _cap(array: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def build_corpus(out_dir: str | Path, *, max_side: int | None = None, photos: list[Photo] | None = None,
-                 val_names: tuple[str, ...] = VAL_PHOTOS, overwrite: bool = False, progress: bool = True) -> Path:
-    """Write the photos as train/ and val/ PNGs plus manifest.csv into out_dir; returns the manifest path.
+                 val_names: tuple[str, ...] = VAL_PHOTOS, with_test: bool = False,
+                 test_packages: tuple[str, ...] = TEST_PACKAGES, overwrite: bool = False, progress: bool = True) -> Path:
+    """Write the photos as train/ and val/ (and test/) PNGs plus manifest.csv into out_dir; returns the manifest path.
 
-    photos: what to gather (default: `installed_photos()`); tests pass photos from a fake folder.
+    photos: what to gather (default: `installed_photos()`, plus `test_photos()` with_test); tests pass
+    photos from a fake folder. Every photo of a package in test_packages goes to test/ (with_test only).
     """
     from tqdm import tqdm
 
@@ -170,10 +211,20 @@ def build_corpus(out_dir: str | Path, *, max_side: int | None = None, photos: li
         raise UserError(f"{out_dir}: not empty; choose a new folder or pass --overwrite to replace the corpus there")
     if overwrite and out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
         raise UserError(f"{out_dir}: not a corpus (no {MANIFEST}); refusing to replace it")
-    photos = installed_photos() if photos is None else photos
+    if photos is None:
+        photos = installed_photos() + (test_photos() if with_test else [])
+    test_set = set(test_packages) if with_test else set()
+    if with_test and not any(p.package in test_set for p in photos):
+        raise UserError(f"no photos of the test packages ({', '.join(test_packages)}) among the sources")
+    if not with_test and any(p.package in set(test_packages) for p in photos):
+        raise UserError(f"photos of the test packages ({', '.join(test_packages)}) need with_test: "
+                        "they would otherwise train")
     names = [p.name for p in photos]
     if len(set(names)) != len(names):
         raise UserError("two photos share a name: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
+    test_val = [p.name for p in photos if p.name in val_names and p.package in test_set]
+    if test_val:
+        raise UserError(f"validation photos from a test package: {', '.join(test_val)}")
     missing_val = [n for n in val_names if n not in names]
     if missing_val:
         raise UserError(f"validation photos not found among the sources: {', '.join(missing_val)}")
@@ -185,7 +236,7 @@ def build_corpus(out_dir: str | Path, *, max_side: int | None = None, photos: li
         for photo in tqdm(photos, desc="corpus", unit="photo", disable=not progress):
             array, source_sha = _decode(photo)
             out = _cap(array, max_side)
-            split = "val" if photo.name in val_names else "train"
+            split = "test" if photo.package in test_set else "val" if photo.name in val_names else "train"
             (building / split).mkdir(exist_ok=True)
             target = building / split / f"{photo.name}.png"
             Image.fromarray(out).save(target)

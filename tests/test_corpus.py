@@ -96,3 +96,49 @@ def test_missing_package_is_one_line_naming_apt_get(monkeypatch, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "apt-get install mate-backgrounds" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def fake_test_packages(tmp_path_factory):
+    """opencv-doc's and visp-images-data's files where the packages put them, as small real photos."""
+    root = tmp_path_factory.mktemp("test_packages")
+    base = photo_array("astronaut", size=(40, 50), top=60, left=60)
+    for folder, files in ((root / "opencv", corpus.OPENCV_PHOTOS), (root / "visp", corpus.VISP_PHOTOS)):
+        for i, relative in enumerate(files.values()):
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.roll(base, i, axis=0)).save(folder / relative)
+    return root / "opencv", root / "visp"
+
+
+def test_with_test_holds_out_whole_packages(fake_sources, fake_test_packages, tmp_path, capsys, monkeypatch):
+    mate, plasma = fake_sources
+    opencv, visp = fake_test_packages
+    for name, value in (("MATE_DIR", mate), ("PLASMA_DIR", plasma), ("OPENCV_DIR", opencv), ("VISP_DIR", visp)):
+        monkeypatch.setattr(corpus, name, value)
+    out = tmp_path / "corpus19"
+    assert main(["corpus", "build", str(out), "--with-test"]) == 0
+    rows = _rows(out)
+    by_split = {s: {r["package"] for r in rows if r["split"] == s} for s in ("train", "val", "test")}
+    assert by_split["test"] == set(corpus.TEST_PACKAGES)
+    assert not (by_split["train"] | by_split["val"]) & set(corpus.TEST_PACKAGES)  # never a photo of them elsewhere
+    tests = [r for r in rows if r["split"] == "test"]
+    assert len(tests) == len(corpus.OPENCV_PHOTOS) + len(corpus.VISP_PHOTOS) >= 20
+    assert all((out / "test" / f"{r['name']}.png").is_file() for r in tests)
+    assert {r["name"] for r in rows if r["split"] == "val"} == set(corpus.VAL_PHOTOS)
+    assert f"{len(tests)} test" in capsys.readouterr().out
+
+
+def test_test_packages_never_train(fake_test_packages, tmp_path):
+    opencv, visp = fake_test_packages
+    photos = corpus.test_photos(opencv, visp)
+    with pytest.raises(UserError, match="with_test"):
+        corpus.build_corpus(tmp_path / "a", photos=photos, val_names=(), progress=False)
+    with pytest.raises(UserError, match="validation photos from a test package"):
+        corpus.build_corpus(tmp_path / "b", photos=photos, val_names=("opencv-aloe",), with_test=True, progress=False)
+    (opencv / corpus.OPENCV_PHOTOS["dog"]).rename(opencv / "moved.png")
+    try:
+        with pytest.raises(UserError, match="apt-get install --reinstall opencv-doc"):
+            corpus.test_photos(opencv, visp)
+    finally:
+        (opencv / "moved.png").rename(opencv / corpus.OPENCV_PHOTOS["dog"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -16,11 +16,12 @@ from .args import positive_int, wrap
 def _cmd_corpus_build(args: argparse.Namespace) -> None:
     from serpentir_lab.corpus import build_corpus, read_manifest
 
-    manifest = build_corpus(args.dir, max_side=args.max_side, overwrite=args.overwrite)
+    manifest = build_corpus(args.dir, max_side=args.max_side, with_test=args.with_test, overwrite=args.overwrite)
     rows = read_manifest(args.dir)
     megapixels = sum(int(r["width"]) * int(r["height"]) for r in rows) / 1e6
-    val = sum(r["split"] == "val" for r in rows)
-    print(f"{len(rows)} photos ({megapixels:.1f} megapixels; {len(rows) - val} train, {val} val) -> {manifest}")
+    counts = ", ".join(f"{sum(r['split'] == s for r in rows)} {s}" for s in ("train", "val", "test")
+                       if any(r["split"] == s for r in rows))
+    print(f"{len(rows)} photos ({megapixels:.1f} megapixels; {counts}) -> {manifest}")
 
 
 def add_corpus_parser(sub) -> None:
@@ -29,14 +30,19 @@ def add_corpus_parser(sub) -> None:
         description=wrap("Gathers the photographs of the Debian packages mate-backgrounds and "
                           "plasma-workspace-wallpapers (apt-get install them first) and the photos that scikit-image, "
                           "scikit-learn and matplotlib ship, into DIR/train and DIR/val (whole photos held out) "
-                          "with DIR/manifest.csv (package, source file, size, sha256, split)."),
-        epilog="example:\n  serpentir corpus build ~/serpentir_corpus --max-side 1600",
+                          "with DIR/manifest.csv (package, source file, size, sha256, split); with --with-test, "
+                          "DIR/test from whole packages that give nothing to train or val."),
+        epilog="examples:\n  serpentir corpus build ~/serpentir_corpus --max-side 1600\n"
+               "  serpentir corpus build runs/corpus19 --max-side 1600 --with-test   # issue 19's studies",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     b = corpus_sub.add_parser("build", help="gather the installed photos into DIR")
     b.add_argument("dir", metavar="DIR", help="the corpus folder to write (new or empty)")
     b.add_argument("--max-side", type=positive_int, default=None,
                    help="downscale photos whose long side is larger (default: keep full size)")
+    b.add_argument("--with-test", action="store_true",
+                   help="add DIR/test: the photos of whole held-out packages (opencv-doc, visp-images-data; "
+                        "apt-get install them first), for studies scored on photos no choice was made on")
     b.add_argument("--overwrite", action="store_true", help="replace the corpus already in DIR")
     b.set_defaults(func=_cmd_corpus_build)
 
