@@ -9,8 +9,8 @@ rewritten from the same scores shows the same intervals.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -52,9 +52,14 @@ class PairedDifference:
         return verdict(self.low, self.high)
 
     def describe(self, digits: int = 2, unit: str = "") -> str:
-        """'+0.12 [-0.05, +0.30] dB: no difference measured'."""
+        """'+0.12 [-0.05, +0.30] dB: no difference measured'; a digit more (up to two) while a bound of an
+        interval that excludes 0 would print as 0, so the numbers never seem to contradict the verdict."""
         if math.isnan(self.mean):
             return "-"
+        for _ in range(2):
+            if self.verdict == NO_DIFFERENCE or min(abs(self.low), abs(self.high)) >= 0.5 * 10 ** -digits:
+                break
+            digits += 1
         f = f"+.{digits}f"
         return (f"{self.mean:{f}} [{self.low:{f}}, {self.high:{f}}]{' ' + unit if unit else ''}: {self.verdict}")
 

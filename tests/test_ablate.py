@@ -24,7 +24,7 @@ from serpentir_lab.ablate.arms_report import ARM_COLUMNS, BAND_COLUMNS
 from serpentir_lab.ablate.report import CSV_COLUMNS
 from serpentir_lab.bench import count_flops
 from serpentir_lab.release.bundle import validation_items
-from serpentir_lab.stats import bootstrap_interval, verdict
+from serpentir_lab.stats import PairedDifference, bootstrap_interval, verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -252,7 +252,8 @@ def test_arms_of_seeds_are_compared_photo_by_photo_with_intervals(tmp_path, phot
 
     text = (out / "ablations.md").read_text()
     assert "## Arms against `a`" in text and "## Error by frequency band" in text and "## Seed by seed" in text
-    cell = f"{sum(diffs) / len(diffs):+.2f} [{low:+.2f}, {high:+.2f}] dB: {verdict(low, high)}"
+    cell = PairedDifference(sum(diffs) / len(diffs), low, high, 6).describe(2, "dB")  # its wording: test_stats.py
+    assert cell.endswith(f"] dB: {verdict(low, high)}")
     assert "| b | 0 1 | serpent-t |" in text and cell in text
     assert "| a | 0 1 |" in text and "| reference |" in text
     assert "| arm | seed 0 | seed 1 |" in text

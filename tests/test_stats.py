@@ -51,6 +51,11 @@ def test_paired_difference_pairs_photos_by_name():
     assert mixed.mean == pytest.approx(1 / 6) and mixed.verdict == NO_DIFFERENCE
     assert mixed.describe(2) == f"+0.17 [{mixed.low:+.2f}, {mixed.high:+.2f}]: no difference measured"
     assert np.isnan(paired_difference({}, ref).mean) and paired_difference({}, ref).describe() == "-"
+    # a bound that rounds to 0 gets another digit, so "-0.00 ...: worse" is never printed
+    close = stats.PairedDifference(-0.0091, -0.017, -0.0041, 6)
+    assert close.describe(2, "dB") == "-0.009 [-0.017, -0.004] dB: worse"
+    assert stats.PairedDifference(-0.004, -0.0004, -0.0001, 6).describe(2) == "-0.0040 [-0.0004, -0.0001]: worse"
+    assert stats.PairedDifference(0.001, -0.01, 0.02, 6).describe(2) == "+0.00 [-0.01, +0.02]: no difference measured"
 
 
 def test_recipe_study_uses_the_library_interval():
