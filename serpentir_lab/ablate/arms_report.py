@@ -182,6 +182,7 @@ def plot_arms(study_name: str, reference: str, readings: list[ArmReading], out_d
                     color="tab:red" if r.arm.name == reference else "tab:blue", zorder=3)
         ax.scatter([i] * len(values), values, s=12, color="grey", zorder=2)
     ax.set_xticks(range(len(readings)), [r.arm.name for r in readings], rotation=20 if len(readings) > 4 else 0)
+    ax.set_xlim(-0.6, len(readings) - 0.4)
     ax.set_ylabel("PSNR on the test photos (dB)")
     ax.set_title(f"{study_name}: mean over seeds (bars: lowest to highest seed; red: {reference})", fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
