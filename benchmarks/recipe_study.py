@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from serpentir_lab.stats import bootstrap_interval, verdict
+
 CHOICE_PHOTOS = ("mate-Garden", "mate-Wood", "plasma-Path", "plasma-Volna", "skimage-rocket")
 
 
@@ -97,13 +99,6 @@ def score_run(run_dir: Path, task_name: str, photos, cache_key: dict) -> dict:
     return result
 
 
-def bootstrap_interval(diffs: np.ndarray, n: int = 10000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean of per-photo differences."""
-    rng = np.random.default_rng(seed)
-    means = diffs[rng.integers(0, len(diffs), (n, len(diffs)))].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def report(out: Path, variants: dict, seeds: list[int], results: dict, minutes: dict, command: str) -> None:
     """recipe.md (per class: mean gain, difference to the reference with its interval) and recipe.png."""
     names = [v for v in variants if all((v, s) in results for s in seeds)]
@@ -134,8 +129,7 @@ def report(out: Path, variants: dict, seeds: list[int], results: dict, minutes: 
                 base = per_photo(ref, kind)
                 d = np.array([mine[p] - base[p] for p in mine])
                 lo, hi = bootstrap_interval(d)
-                verdict = "" if lo <= 0 <= hi else (" better" if lo > 0 else " worse")
-                cells.append(f"{mean:+.2f} ({d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]{verdict})")
+                cells.append(f"{mean:+.2f} ({d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] {verdict(lo, hi)})")
         lines.append(f"| {v} | `{' '.join(variants[v]) or '-'}` | {minutes.get(v, 0):.1f} | " + " | ".join(cells) + " |")
     lines += ["", "Seed by seed (mean gain per class):", "", "| variant | seed | " + " | ".join(classes) + " |",
               "|---|---:|" + "---:|" * len(classes)]

@@ -4,7 +4,7 @@ The question it answers is the paper's: is Serpent on par with the baselines at 
 cost? So every run must have learnt the same task under the same protocol (differences in the
 training config are reported, never hidden), all are scored on the same whole photos with the same
 degradation seeds, beside the degraded input and the task's classical method, and each gets its
-parameters, FLOPs (scans by formula), CPU latency (in a child process, as `serpentir bench` does)
+parameters, FLOPs and MACs (scans by formula), CPU latency (in a child process, as `serpentir bench` does)
 and the wall time its training took.
 """
 
@@ -36,6 +36,8 @@ class CompareRow:
     ssim: float
     lpips: float
     infer_peak_mb: float | None = None  # inference peak memory at latency_size, when measured
+    macs: dict[int, int] = field(default_factory=dict)  # square size -> forward multiply-accumulates
+    per_photo: list[dict] = field(default_factory=list)  # photo_scores rows: photo, psnr, ssim, lpips, band_psnr
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Comparison:
 
     task: str
     rows: list[CompareRow]
-    references: dict[str, dict[str, float]]  # "input" and "classical" -> psnr/ssim/lpips
+    references: dict[str, dict]  # "input" and "classical" -> psnr/ssim/lpips means, and per_photo rows
     classical_method: str
     latency_size: int
     threads: int | None
@@ -140,17 +142,17 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
 
     memory: also the inference peak memory at latency_size, measured first in the same fresh process.
     """
-    from .release.bundle import model_scores
+    from .release.bundle import mean_of, model_photo_scores
 
     notes = []
     model, _, meta = load_checkpoint(checkpoint)
     arch = meta["model"]
     kwargs = dict(arch.get("kwargs", {}))
     in_channels = int(kwargs.pop("in_channels", 3))
-    flops, params = {}, 0
+    flops, macs, params = {}, {}, 0
     for size in flop_sizes:
         params, count = count_params_and_flops(arch["name"], size, in_channels, kwargs)
-        flops[size] = count.flops
+        flops[size], macs[size] = count.flops, count.macs
     latency: Cell = None
     peak: Cell = None
     if latency_size:
@@ -171,8 +173,8 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
         world = 1
     batch_size = config.get("data", {}).get("batch_size")
     seconds = training_seconds(run_dir, int(batch_size), world) if batch_size else None
-    scores = model_scores(model, items)
+    photos = model_photo_scores(model, items)
     row = CompareRow(run=run, model=arch["name"], params=params, flops=flops, latency_ms=latency,
-                     train_seconds=seconds, step=meta["step"], **scores,
-                     infer_peak_mb=peak if isinstance(peak, (int, float)) else None)
+                     train_seconds=seconds, step=meta["step"], **mean_of(photos),
+                     infer_peak_mb=peak if isinstance(peak, (int, float)) else None, macs=macs, per_photo=photos)
     return row, notes

@@ -22,8 +22,13 @@ from serpentir.ops import SCAN_FLOP_FORMULA
 
 from .compare import Comparison, CompareRow
 
-CSV_COLUMNS = ("run", "model", "params", "flops_256", "flops_512", "latency_ms", "train_seconds", "step",
-               "psnr", "ssim", "lpips")
+MACS_NOTE = ("matmuls and convolutions: FlopCounterMode's FLOPs / 2; scans: the formula's MACs, scan included "
+             "in both counts; the field's 'FLOPs' are often MACs. GFLOPs = 2 x GMACs for models without "
+             "scans; a scan counts 9 FLOPs (its exponential and additions included) but 3 MACs per state "
+             "element, so a Serpent model's GFLOPs are more than 2 x its GMACs")
+
+CSV_COLUMNS = ("run", "model", "params", "flops_256", "flops_512", "macs_256", "macs_512", "latency_ms",
+               "train_seconds", "step", "psnr", "ssim", "lpips")
 
 
 def format_cell(v) -> str:
@@ -38,16 +43,21 @@ def csv_text(c: Comparison) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in c.rows:
-        writer.writerow([r.run, r.model, r.params, r.flops.get(256, ""), r.flops.get(512, ""), format_cell(r.latency_ms),
-                         format_cell(r.train_seconds), r.step, format_cell(r.psnr), format_cell(r.ssim), format_cell(r.lpips)])
+        writer.writerow([r.run, r.model, r.params, r.flops.get(256, ""), r.flops.get(512, ""), r.macs.get(256, ""),
+                         r.macs.get(512, ""), format_cell(r.latency_ms), format_cell(r.train_seconds), r.step,
+                         format_cell(r.psnr), format_cell(r.ssim), format_cell(r.lpips)])
     for label, s in c.references.items():
         name = "degraded input" if label == "input" else c.classical_method
-        writer.writerow(["", name, "", "", "", "", "", "", format_cell(s["psnr"]), format_cell(s["ssim"]), format_cell(s["lpips"])])
+        writer.writerow(["", name] + [""] * 8 + [format_cell(s["psnr"]), format_cell(s["ssim"]), format_cell(s["lpips"])])
     return buffer.getvalue()
 
 
 def _gflops(r: CompareRow, size: int) -> str:
     return f"{r.flops[size] / 1e9:.2f}" if size in r.flops else "-"
+
+
+def _gmacs(r: CompareRow, size: int) -> str:
+    return f"{r.macs[size] / 1e9:.2f}" if size in r.macs else "-"
 
 
 def _latency(r: CompareRow) -> str:
@@ -75,17 +85,19 @@ def markdown_text(c: Comparison) -> str:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}; "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
-        f"| model | params | GFLOPs 256 | GFLOPs 512 | {lat} | training (min) | steps | PSNR (dB) | SSIM | LPIPS |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| model | params | GFLOPs 256 | GFLOPs 512 | GMACs 512 | {lat} | training (min) | steps | PSNR (dB) | SSIM "
+        "| LPIPS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(c.rows, key=lambda r: r.flops.get(512, 0)):
-        lines.append(f"| {r.model} | {r.params / 1e6:.2f}M | {_gflops(r, 256)} | {_gflops(r, 512)} | {_latency(r)} | "
+        lines.append(f"| {r.model} | {r.params / 1e6:.2f}M | {_gflops(r, 256)} | {_gflops(r, 512)} | {_gmacs(r, 512)} "
+                     f"| {_latency(r)} | "
                      f"{_minutes(r)} | {r.step} | {_score(r.psnr, 2)} | {_score(r.ssim, 4)} | {_score(r.lpips, 4)} |")
     for label, s in c.references.items():
         name = "degraded input" if label == "input" else c.classical_method
         if label != "input" and s.get("strength") is not None:
             name += f" (strength {s['strength']:.3g}, tuned on these photos)"
-        lines.append(f"| {name} | | | | | | | {_score(s['psnr'], 2)} | {_score(s['ssim'], 4)} | "
+        lines.append(f"| {name} | | | | | | | | {_score(s['psnr'], 2)} | {_score(s['ssim'], 4)} | "
                      f"{_score(s['lpips'], 4)} |")
     serpents = [r for r in c.rows if r.model.startswith("serpent")]
     if serpents and len(c.rows) > 1:
@@ -101,7 +113,8 @@ def markdown_text(c: Comparison) -> str:
     lines += [
         "",
         "Columns: FLOPs are forward FLOPs for one 3-channel image (matmuls and convolutions by "
-        f"torch's FlopCounterMode, selective scans by the formula `{SCAN_FLOP_FORMULA}`); latency is the "
+        f"torch's FlopCounterMode, selective scans by the formula `{SCAN_FLOP_FORMULA}`); MACs are "
+        f"multiply-accumulates from the same count ({MACS_NOTE}); latency is the "
         f"median of timed forward passes at batch 1 in a fresh process (torch threads: {c.threads or 'all'}), "
         "after a warm-up; "
         "training time is the logged wall time of the training loop (periodic validation included). "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import pytest
@@ -18,8 +19,12 @@ from serpentir.infer import restore_tensor
 from serpentir.models import create_model
 from serpentir.train import train
 from serpentir_lab.ablate import load_study, run_study
+from serpentir_lab.ablate.arms import arm_of
+from serpentir_lab.ablate.arms_report import ARM_COLUMNS, BAND_COLUMNS
 from serpentir_lab.ablate.report import CSV_COLUMNS
+from serpentir_lab.bench import count_flops
 from serpentir_lab.release.bundle import validation_items
+from serpentir_lab.stats import PairedDifference, bootstrap_interval, verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -34,6 +39,20 @@ def photos(tmp_path_factory):
     for path in list_images(sample_images_dir() / "val")[:2]:
         Image.open(path).convert("RGB").crop((0, 0, 64, 48)).save(root / "val" / f"{path.stem}.png")
     return sample_images_dir() / "train", root / "val"
+
+
+@pytest.fixture(scope="module")
+def test_photos(tmp_path_factory):
+    """Six small test photos (64x48 crops of the held-out photos' centres and far corners), apart from val."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("test_photos")
+    for path in list_images(sample_images_dir() / "val"):
+        image = Image.open(path).convert("RGB")
+        for where, (left, top) in {"centre": ((image.width - 64) // 2, (image.height - 48) // 2),
+                                   "corner": (image.width - 64, image.height - 48)}.items():
+            image.crop((left, top, left + 64, top + 48)).save(root / f"{path.stem}-{where}.png")
+    return root
 
 
 def write_study(folder, photos, variants: dict, **extra) -> str:
@@ -126,6 +145,9 @@ def test_identical_variants_share_one_run_folder(tmp_path, photos):
     ({"variants": {"a": "steps=3"}}, "expected a list of key=value overrides"),
     ({"variants": {"a": ["model.kwargs.directons=2"]}}, "variant a: model serpent-t"),
     ({"variants": {"a": ["model.name=no-such-net"]}}, "variant a"),
+    ({"test_crop": "big"}, "test_crop must be a positive whole number"),
+    ({"test_crop": 0}, "test_crop must be a positive whole number"),
+    ({"test_dir": "x", "val_dir": "y"}, "not both"),
 ])
 def test_bad_study_files_are_one_line_errors(tmp_path, photos, capsys, change, message):
     path = write_study(tmp_path, photos, {"a": []})
@@ -156,3 +178,125 @@ def test_cli_runs_one_variant_and_no_train_reports_only_what_exists(tmp_path, ph
     assert [r[0] for r in read_rows(out / "ablations.csv")][1] == "b"  # a was never trained: not reported
     assert main(["ablate", path, "--out", str(out), "--only", "c", "--no-latency"]) == 2
     assert "no variant 'c'" in capsys.readouterr().err
+
+
+SEEDED = {"a-s0": ["seed=0"], "a-s1": ["seed=1"],
+          "b-s0": ["model.kwargs.d_state=4", "seed=0"], "b-s1": ["model.kwargs.d_state=4", "seed=1"]}
+
+
+def per_photo(run_dir, metric="psnr", band=None) -> dict:
+    saved = json.loads((run_dir / "ablate_scores.json").read_text())["row"]["per_photo"]
+    return {p["photo"]: p["band_psnr"][band] if band is not None else p[metric] for p in saved}
+
+
+def seed_mean(runs, metric="psnr", band=None) -> dict:
+    rows = [per_photo(r, metric, band) for r in runs]
+    return {p: sum(r[p] for r in rows) / len(rows) for p in rows[0]}
+
+
+def test_arms_of_seeds_are_compared_photo_by_photo_with_intervals(tmp_path, photos, test_photos):
+    path = write_study(tmp_path, photos, SEEDED, test_dir=str(test_photos), test_crop=32)
+    study = load_study(path)
+    assert (study.test_dir, study.test_crop, study.tune_dir) == (test_photos, 32, photos[1])
+    out = tmp_path / "out"
+    results = run_study(study, out, latency_size=None, progress=False)
+    runs = {r.variant: r.run_dir for r in results}
+    assert len(set(runs.values())) == 4  # two seeds are two trainings
+
+    # per-photo PSNR in the cache is the model's on the 32-px centre crop of each test photo, by skimage
+    model, task, _ = load_checkpoint(runs["b-s1"] / "checkpoints" / "last.safetensors")
+    items = validation_items(task, test_photos, 0, crop_size=32)
+    assert len(items) == 6 and all(clean.shape[-2:] == (32, 32) for _, _, clean, _ in items)
+    with torch.no_grad():
+        for name, degraded, clean, _ in items:
+            restored = restore_tensor(model, degraded[None])[0].clamp(0, 1)
+            expected = peak_signal_noise_ratio(clean.numpy(), restored.numpy(), data_range=1.0)
+            assert per_photo(runs["b-s1"])[name] == pytest.approx(expected, abs=2e-3)
+    for run in runs.values():  # Parseval, per photo: the bands' errors add up to the whole error
+        for name, value in per_photo(run).items():
+            bands = [per_photo(run, band=b)[name] for b in range(3)]
+            assert sum(10 ** (-b / 10) for b in bands) == pytest.approx(10 ** (-value / 10), rel=1e-4)
+
+    variants = {r[0]: dict(zip(CSV_COLUMNS, r)) for r in read_rows(out / "ablations.csv")[1:]}
+    rows = read_rows(out / "ablations_arms.csv")
+    assert tuple(rows[0]) == ARM_COLUMNS
+    arms = {r[0]: dict(zip(ARM_COLUMNS, r)) for r in rows[1:]}
+    assert list(arms) == ["a", "b"]
+    a, b = arms["a"], arms["b"]
+    assert (a["seeds"], a["variants"], a["verdict"], a["diff_db"], b["reference"]) == ("0 1", "a-s0 a-s1", "reference", "", "a")
+    seeds = [float(variants[v]["psnr"]) for v in ("b-s0", "b-s1")]
+    assert float(b["psnr_mean"]) == pytest.approx(sum(seeds) / 2, abs=1e-4)
+    assert (float(b["psnr_min"]), float(b["psnr_max"])) == pytest.approx((min(seeds), max(seeds)), abs=1e-4)
+    # the paired difference, by hand: per photo, b's mean over seeds minus a's, then the mean and its interval
+    mine, ref = seed_mean([runs["b-s0"], runs["b-s1"]]), seed_mean([runs["a-s0"], runs["a-s1"]])
+    diffs = [mine[p] - ref[p] for p in ref]
+    low, high = bootstrap_interval(diffs)
+    assert float(b["diff_db"]) == pytest.approx(sum(diffs) / len(diffs), abs=1e-5)
+    assert (float(b["ci_low"]), float(b["ci_high"])) == pytest.approx((low, high), abs=1e-5)
+    assert low <= float(b["diff_db"]) <= high and b["verdict"] == verdict(low, high) and int(b["photos"]) == 6
+    # the cost columns: MACs from the bench's counter, FLOPs beside them
+    counted = count_flops(create_model("serpent-t", embed_dim=8, d_state=4), (1, 3, 512, 512))
+    assert float(b["gmacs_512"]) == pytest.approx(counted.macs / 1e9, rel=1e-5)
+    assert float(variants["b-s0"]["gmacs_512"]) == pytest.approx(counted.macs / 1e9, rel=1e-5)
+    assert float(variants["b-s0"]["gflops_512"]) == pytest.approx(counted.flops / 1e9, rel=1e-5)
+
+    bands = {(r[0], r[1]): dict(zip(BAND_COLUMNS, r)) for r in read_rows(out / "ablations_bands.csv")[1:]}
+    assert read_rows(out / "ablations_bands.csv")[0] == list(BAND_COLUMNS)
+    assert {k[1] for k in bands} == {"low", "mid", "high"} and ("degraded input", "high") in bands
+    assert bands[("b", "mid")]["cycles_per_pixel"] == "[1/8, 1/4)" and bands[("a", "low")]["verdict"] == "reference"
+    fine = [seed_mean([runs["b-s0"], runs["b-s1"]], band=2)[p] - seed_mean([runs["a-s0"], runs["a-s1"]], band=2)[p]
+            for p in ref]
+    assert float(bands[("b", "high")]["diff_db"]) == pytest.approx(sum(fine) / len(fine), abs=1e-5)
+    assert (float(bands[("b", "high")]["ci_low"]), float(bands[("b", "high")]["ci_high"])) == pytest.approx(
+        bootstrap_interval(fine), abs=1e-5)
+
+    text = (out / "ablations.md").read_text()
+    assert "## Arms against `a`" in text and "## Error by frequency band" in text and "## Seed by seed" in text
+    cell = PairedDifference(sum(diffs) / len(diffs), low, high, 6).describe(2, "dB")  # its wording: test_stats.py
+    assert cell.endswith(f"] dB: {verdict(low, high)}")
+    assert "| b | 0 1 | serpent-t |" in text and cell in text
+    assert "| a | 0 1 |" in text and "| reference |" in text
+    assert "| arm | seed 0 | seed 1 |" in text
+    assert "GMACs 512" in text and "multiply-accumulates" in text
+    assert f"chosen on the validation split `{photos[1]}`" in text and "not the test photos" in text
+    assert "centre 32-px squares of 6 test photos" in text
+    assert (out / "arms_psnr.png").read_bytes()[:8] == PNG_MAGIC
+
+    # a cache written before per-photo scores were kept is measured again, not misread
+    cache = runs["a-s0"] / "ablate_scores.json"
+    saved = json.loads(cache.read_text())
+    before = per_photo(runs["a-s0"])
+    del saved["key"]["scores"]
+    saved["row"].pop("per_photo")
+    cache.write_text(json.dumps(saved))
+    run_study(load_study(path), out, latency_size=None, progress=False)
+    again = json.loads(cache.read_text())
+    assert again["key"]["scores"] == 2 and per_photo(runs["a-s0"]) == pytest.approx(before, abs=1e-6)
+
+
+def test_a_test_photo_smaller_than_test_crop_is_a_one_line_error(tmp_path, photos, test_photos, capsys):
+    path = write_study(tmp_path, photos, {"a": []}, test_dir=str(test_photos), test_crop=56)
+    assert main(["ablate", path, "--out", str(tmp_path / "out"), "--no-latency"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "test_crop 56" in err and "64x48" in err and str(test_photos) in err and ".png" in err
+    assert not (tmp_path / "out").exists()  # refused before any training
+
+
+def test_test_dir_defaults_and_the_deprecated_val_dir(tmp_path, photos, test_photos):
+    study = load_study(write_study(tmp_path, photos, {"a": []}))
+    assert (study.test_dir, study.tune_dir, study.test_crop, study.notes) == (photos[1], photos[1], None, ())
+    study = load_study(write_study(tmp_path, photos, {"a": []}, val_dir=str(test_photos)))
+    assert study.test_dir == test_photos and study.tune_dir == photos[1]
+    assert "deprecated" in study.notes[0]
+    for name in ("mixer_swap_blur_v2", "directions_shake_v2", "patch_width_v2"):
+        v2 = load_study(f"configs/ablations/{name}.yaml")
+        assert (str(v2.test_dir), v2.test_crop, str(v2.tune_dir), v2.notes) == (
+            "runs/corpus19/test", 512, "runs/corpus19/val", ())
+    sweep = load_study("configs/ablations/lr_sweep_v2.yaml")  # a choice: made on the validation split
+    assert str(sweep.test_dir) == str(sweep.tune_dir) == "runs/corpus19/val"
+
+
+def test_seed_suffixes_name_arms():
+    assert arm_of("serpent-t-s2") == ("serpent-t", 2) and arm_of("d4-cross-s10") == ("d4-cross", 10)
+    assert arm_of("serpent-t-lr5e-4") == ("serpent-t-lr5e-4", None) and arm_of("seed1") == ("seed1", None)

@@ -58,6 +58,11 @@ def test_scores_and_costs_match_independent_measurements(runs):
         model, _, _ = load_checkpoint(root / row.model / "checkpoints" / "last.safetensors")
         assert row.params == sum(p.numel() for p in model.parameters())
         assert row.flops[512] == count_flops(model, (1, 3, 512, 512)).flops
+        assert row.macs[512] == count_flops(model, (1, 3, 512, 512)).macs
+        # per photo, the numbers the mean is made of, named so that studies can pair photos across runs
+        assert [p["photo"] for p in row.per_photo] == ["a.png", "b.png"]
+        assert sum(p["psnr"] for p in row.per_photo) / 2 == pytest.approx(row.psnr, abs=1e-9)
+        assert all(len(p["band_psnr"]) == 3 for p in row.per_photo)
         assert isinstance(row.latency_ms, float) and row.latency_ms > 0
         assert row.step == 3 and row.train_seconds > 0
     assert c.references["classical"]["psnr"] > c.references["input"]["psnr"]  # NLM denoises
@@ -93,6 +98,8 @@ def test_a_different_protocol_is_reported_and_another_task_refused(runs, tmp_pat
     with open(tmp_path / "out" / "compare.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["model"] for r in rows][:2] == ["serpent-t", "nafnet-t"] and rows[-1]["model"].startswith("non-local")
+    assert int(rows[0]["macs_512"]) == c.rows[0].macs[512] and int(rows[0]["flops_512"]) == c.rows[0].flops[512]
+    assert "| GMACs 512 |" in text and "multiply-accumulates" in text
 
     deblur = train(load_config(None, PROTOCOL + ["task.name=gaussian_deblur", "steps=1", f"out_dir={tmp_path / 'd'}"]),
                    log=lambda m: None)

@@ -160,6 +160,12 @@ def run_compare_command(args: argparse.Namespace) -> None:
     print(f"written to {args.out}/: compare.md, compare.csv" + ("" if args.no_plots else ", quality_vs_flops.png"))
 
 
+def _study_example(doc: str) -> list[str]:
+    """The indented example of a study file at the top of the study module's docstring."""
+    lines = doc.splitlines()[2:]
+    return lines[:lines.index("")] if "" in lines else lines
+
+
 def add_ablate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the `ablate` subcommand; the parsed namespace's func runs it."""
     from serpentir_lab.ablate import study
@@ -171,7 +177,7 @@ def add_ablate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
                     "ablations.csv, ablations.md and plots. Interrupted studies resume where they stopped; "
                     "a finished variant is not trained again (run folders are named by what they learn "
                     "from, so studies share identical variants).",
-        epilog="study file:\n" + "\n".join("  " + line[4:] for line in study.__doc__.splitlines()[2:10]) +
+        epilog="study file:\n" + "\n".join("  " + line[4:] for line in _study_example(study.__doc__)) +
                "\n\nexamples:\n"
                "  serpentir ablate configs/ablations/directions.yaml --out docs/ablations/directions "
                "--runs-dir runs/ablations\n"

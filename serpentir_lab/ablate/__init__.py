@@ -1,5 +1,6 @@
 """`serpentir ablate`: one study (a base training config plus variants) trained under one protocol,
-scored on the same held-out photos, and reported as ablations.csv, ablations.md and plots."""
+scored on the same test photos, and reported as ablations.csv, ablations.md and plots: arms of seeds
+against the first arm with per-photo bootstrap intervals, overall and per frequency band."""
 
 from serpentir.train import learning_digest
 

@@ -23,6 +23,7 @@ from .result import KNOBS, VariantResult
 from .study import Study, Variant
 
 SCORES_FILE = "ablate_scores.json"
+SCORES_VERSION = 2  # 2: per-photo scores and band PSNRs kept; a cache without them is measured again
 
 
 def finished_step(run_dir: Path) -> int:
@@ -67,22 +68,64 @@ def score_variant(name: str, run_dir: Path, items, cache_key: dict, *, latency_s
     """Cost and scores of a trained variant, from its cache when measured on the same photos at the same step."""
     checkpoint = last_checkpoint(run_dir)
     key = {**cache_key, "step": finished_step(run_dir), "latency_size": latency_size, "threads": threads,
-           "memory": True}
+           "memory": True, "scores": SCORES_VERSION}
     cache = run_dir / SCORES_FILE
     if cache.is_file():
         try:
             saved = json.loads(cache.read_text())
-            if saved.get("key") == key:
-                row = CompareRow(**{**saved["row"], "flops": {int(k): v for k, v in saved["row"]["flops"].items()}})
+            if saved.get("key") == key and saved["row"]["per_photo"]:
+                row = CompareRow(**{**saved["row"], "flops": {int(k): v for k, v in saved["row"]["flops"].items()},
+                                    "macs": {int(k): v for k, v in saved["row"]["macs"].items()}})
                 return VariantResult(name, saved["model"], saved["knobs"], row, run_dir, saved.get("notes", []))
         except (ValueError, KeyError, TypeError):
-            pass  # an unreadable or older cache is measured again
+            pass  # an unreadable or older cache (no per-photo scores, no MACs) is measured again
     model, knobs = model_knobs(checkpoint)
     row, notes = measure_run(name, checkpoint, items, flop_sizes=(512,), latency_size=latency_size,
                              repeats=repeats, threads=threads, memory=True)
     write_text_atomic(cache, json.dumps({"key": key, "model": model, "knobs": knobs, "row": asdict(row),
                                          "notes": notes}, indent=1, default=str))
     return VariantResult(name, model, knobs, row, run_dir, notes)
+
+
+def scored_items(study: Study, task, seed: int) -> list:
+    """The scored photos, degraded with their fixed seeds: whole, or the centre test_crop square of each.
+
+    A photo smaller than test_crop is refused, not padded: a mirrored border is not a photo.
+    """
+    from PIL import Image
+
+    from serpentir.image_io import list_images
+    from serpentir.image_io.files import named_read_errors
+
+    from ..release.bundle import validation_items
+
+    if not study.test_dir.is_dir():
+        raise UserError(f"{study.path}: test photo folder not found: {study.test_dir}")
+    if study.test_crop:
+        for path in list_images(study.test_dir):
+            with named_read_errors(path), Image.open(path) as im:
+                width, height = im.size
+            if min(width, height) < study.test_crop:
+                raise UserError(f"{study.path}: test photo {path} is {width}x{height}, smaller than "
+                                f"test_crop {study.test_crop} in a side")
+    return validation_items(task, study.test_dir, seed, crop_size=study.test_crop)
+
+
+def tuning_items(study: Study, task, seed: int) -> tuple[list | None, str]:
+    """The photos the classical reference's strength is chosen on (None: the scored ones) and what to call them.
+
+    The validation split whenever the test photos are another folder, so no choice is made on them.
+    """
+    from ..release.bundle import validation_items
+
+    if study.tune_dir.resolve() == study.test_dir.resolve():
+        return None, f"the scored photos themselves (`{study.test_dir}` is also the validation split)"
+    if not study.tune_dir.is_dir():
+        raise UserError(f"{study.path}: validation photo folder not found: {study.tune_dir} (the base's "
+                        "data.val_dir: the classical reference is tuned on it)")
+    items = validation_items(task, study.tune_dir, seed, crop_size=study.test_crop)
+    crops = f", centre {study.test_crop}-px crops" if study.test_crop else ", whole photos"
+    return items, f"the validation split `{study.tune_dir}` ({len(items)} photos{crops}), not the test photos"
 
 
 def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None = None, only: list[str] | None = None,
@@ -92,9 +135,9 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
     from tqdm import tqdm
 
     from serpentir.checkpoint import build_task
-    from serpentir.image_io import list_images
+    from serpentir.metrics import BAND_EDGES
 
-    from ..release.bundle import reference_scores, validation_items
+    from ..release.bundle import reference_scores
 
     out_dir = Path(out_dir)
     runs_dir = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
@@ -107,15 +150,15 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
     if len(tasks) > 1:
         raise UserError(f"{study.path}: the variants learn different tasks ({'; '.join(sorted(tasks))}): "
                         "a study compares variants of one task")
-    if not study.val_dir.is_dir():
-        raise UserError(f"{study.path}: held-out photo folder not found: {study.val_dir}")
     first = study.variants[0].config.task
     task = build_task(first.name, first.params)
     seed = study.variants[0].config.seed
-    items = validation_items(task, study.val_dir, seed)
-    photos = [p.name for p in list_images(study.val_dir)]
-    references = reference_scores(task, items)
-    cache_key = {"val_dir": str(study.val_dir.resolve()), "photos": photos, "seed": seed}
+    items = scored_items(study, task, seed)
+    photos = [name for name, *_ in items]
+    tune, tuned_on = tuning_items(study, task, seed)
+    references = reference_scores(task, items, tune)
+    cache_key = {"test_dir": str(study.test_dir.resolve()), "photos": photos, "seed": seed,
+                 "test_crop": study.test_crop, "bands": list(BAND_EDGES)}
 
     selected = [v for v in study.variants if not only or v.name in only]
     own = {o.split("=")[0] for v in study.variants for o in v.overrides}  # what the variants are meant to vary
@@ -132,7 +175,7 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
         configs[variant.name] = read_metadata(last_checkpoint(run_dir))["config"]
         differences = [d for d in protocol_differences(configs) if d.split(":")[0] not in own]
         write_report(study, results, references, task, out_dir, photos=photos, differences=differences,
-                     command=command, threads=threads, latency_size=latency_size)
+                     command=command, threads=threads, latency_size=latency_size, tuned_on=tuned_on)
     if not results:
         raise UserError(f"{study.path}: no variant has been trained yet (run without --no-train)")
     return results

@@ -7,7 +7,12 @@
     variants:                             # in order; names of lower-case letters, digits, - and _
       d1: [model.kwargs.directions=1]
       d4: []                              # the base itself
-    val_dir: null                         # optional: held-out whole photos (default: the base's data.val_dir)
+    test_dir: null                        # optional: the photos scored (default: the base's data.val_dir)
+    test_crop: 512                        # optional: score each test photo's centre 512-px square (null: whole)
+
+Variants named `<arm>-s<seed>` are seeds of one arm; the report compares arms with the first one by
+per-photo paired differences. `val_dir` is the deprecated name of `test_dir`. The classical reference
+is tuned on the base's data.val_dir (the validation split), never on test photos that differ from it.
 
 Each variant's config is the base, then the study's `set`, then the variant's overrides, then the
 command line's (which win). A variant's run folder is named by its model and a digest of what it
@@ -26,7 +31,7 @@ from serpentir.strict_yaml import load_yaml_file
 from serpentir.train import TrainConfig, apply_override, config_from_dict, learning_digest, validate_config
 
 _NAME = re.compile(r"^[a-z0-9_-]+$")
-_KEYS = {"study", "question", "base", "set", "variants", "val_dir"}
+_KEYS = {"study", "question", "base", "set", "variants", "test_dir", "test_crop", "val_dir"}
 
 
 @dataclass
@@ -50,13 +55,14 @@ class Study:
     name: str
     question: str
     variants: list[Variant]
-    val_dir: Path
+    test_dir: Path  # the photos scored
+    tune_dir: Path  # the validation split: the classical reference's strength is chosen on it
+    test_crop: int | None = None  # score the centre square of this side of each test photo (None: whole)
+    notes: tuple[str, ...] = ()  # what a reader of the report must know about the study file itself
 
     def run_dir(self, variant: Variant, runs_dir: Path) -> Path:
         """RUNS/<model>-<digest>: the same folder for the same variant in any study, whatever it is called."""
         return Path(runs_dir) / f"{variant.config.model.name}-{variant.digest}"
-
-
 
 
 def _check_buildable(config: TrainConfig) -> None:
@@ -117,8 +123,30 @@ def load_study(path: str | Path, extra: list[str] | None = None) -> Study:
         except UserError as e:
             raise UserError(f"{path}: variant {name}: {e}") from None
         variants.append(Variant(name, own, config))
-    val_dir = data.get("val_dir") or variants[0].config.data.val_dir
-    if not val_dir:
-        raise UserError(f"{path}: no held-out photos: set val_dir, or data.val_dir in the base config")
+    test_dir, test_crop, notes = _test_split(path, data, variants[0].config)
     return Study(path=path, name=str(data["study"]), question=str(data.get("question", "")), variants=variants,
-                 val_dir=Path(val_dir))
+                 test_dir=test_dir, tune_dir=_validation_split(variants[0].config), test_crop=test_crop,
+                 notes=notes)
+
+
+def _validation_split(config: TrainConfig) -> Path:
+    """The folder training validates on: the base's data.val_dir, else the bundled sample photos' val/."""
+    from serpentir.data import sample_images_dir
+
+    return Path(config.data.val_dir) if config.data.val_dir else sample_images_dir() / "val"
+
+
+def _test_split(path: Path, data: dict, base: TrainConfig) -> tuple[Path, int | None, tuple[str, ...]]:
+    """test_dir (or its deprecated name val_dir, then the base's data.val_dir), test_crop, and notes."""
+    notes: tuple[str, ...] = ()
+    if data.get("test_dir") and data.get("val_dir"):
+        raise UserError(f"{path}: give test_dir only (val_dir is its deprecated name), not both")
+    if data.get("val_dir"):
+        notes = ("the study file names its test photos with `val_dir`, the deprecated name of `test_dir`",)
+    test_dir = data.get("test_dir") or data.get("val_dir") or base.data.val_dir
+    if not test_dir:
+        raise UserError(f"{path}: no test photos: set test_dir, or data.val_dir in the base config")
+    crop = data.get("test_crop")
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 1):
+        raise UserError(f"{path}: test_crop must be a positive whole number of pixels or null, not {crop!r}")
+    return Path(test_dir), crop, notes

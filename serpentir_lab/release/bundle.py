@@ -23,40 +23,59 @@ def _mean(values: list[float]) -> float:
 ValidationItem = tuple[str, torch.Tensor, torch.Tensor, int]  # (name, degraded, clean, degradation seed)
 
 
-def validation_items(task, val_dir: Path, seed: int = 0) -> list[ValidationItem]:
-    """Every whole photo in val_dir, degraded as validation degrades it, with the seed it was degraded with."""
+def validation_items(task, val_dir: Path, seed: int = 0, crop_size: int | None = None) -> list[ValidationItem]:
+    """Every photo in val_dir (whole, or its centre crop_size square), degraded as validation degrades it,
+    with the seed it was degraded with."""
     from serpentir.data import ImageFolderDataset
 
-    dataset = ImageFolderDataset(val_dir, task, crop_size=None, train=False, channels=3, seed=seed)
+    dataset = ImageFolderDataset(val_dir, task, crop_size=crop_size, train=False, channels=3, seed=seed)
     return [(it["name"], it["input"], it["target"], it["seed"]) for it in (dataset[i] for i in range(len(dataset)))]
 
 
-def mean_scores(pairs) -> dict[str, float]:
-    """Mean PSNR/SSIM/LPIPS over (restored, clean) image pairs, (C, H, W) or (1, C, H, W)."""
-    rows = [{k: v[0] for k, v in score(pred.reshape(1, *pred.shape[-3:]), clean.reshape(1, *clean.shape[-3:]),
-                                       with_lpips=True).items()} for pred, clean in pairs]
+def photo_scores(named_pairs) -> list[dict]:
+    """Per (name, restored, clean) triple, images (C, H, W) or (1, C, H, W): its PSNR/SSIM/LPIPS and band
+    PSNRs (serpentir.metrics.band_psnr), so a study can pair photos across arms instead of only means."""
+    from serpentir.metrics import band_psnr
+
+    rows = []
+    for name, pred, clean in named_pairs:
+        pred, clean = pred.reshape(1, *pred.shape[-3:]), clean.reshape(1, *clean.shape[-3:])
+        row = {k: v[0] for k, v in score(pred, clean, with_lpips=True).items()}
+        rows.append({"photo": name, **row, "band_psnr": [float(b) for b in band_psnr(pred, clean)[0]]})
+    return rows
+
+
+def mean_of(rows: list[dict]) -> dict[str, float]:
+    """Mean PSNR/SSIM/LPIPS of photo_scores rows (NaNs, e.g. LPIPS of tiny photos, left out)."""
     return {m: _mean([r[m] for r in rows]) for m in ("psnr", "ssim", "lpips")}
 
 
-def reference_scores(task, items: list[ValidationItem]) -> dict[str, dict[str, float]]:
-    """Scores of the degraded input and of the task's classical method, its strength tuned on these items.
+def reference_scores(task, items: list[ValidationItem], tune_items: list[ValidationItem] | None = None) -> dict:
+    """Scores of the degraded input and of the task's classical method: means, and per photo under "per_photo".
 
-    Tuned on the validation photos themselves, as the issue asks of Wiener's balance: the reference
-    gets every advantage.
+    The classical method's strength is tuned on tune_items when given (a validation split, so that the
+    photos scored are never the photos chosen on), else on the scored items themselves, as the model
+    cards do (the reference gets every advantage).
     """
     from serpentir.classical import classical_restore, tune_strength
 
-    strength, _ = tune_strength(task, [(d, c, s) for _, d, c, s in items])
+    strength, _ = tune_strength(task, [(d, c, s) for _, d, c, s in (items if tune_items is None else tune_items)])
     with torch.no_grad():
-        inputs = mean_scores((d[: c.shape[0]].clamp(0, 1), c) for _, d, c, _ in items)
-        classical = mean_scores((classical_restore(task, d, s, strength), c) for _, d, c, s in items)
-    return {"input": inputs, "classical": {**classical, "strength": strength}}
+        inputs = photo_scores((n, d[: c.shape[0]].clamp(0, 1), c) for n, d, c, _ in items)
+        classical = photo_scores((n, classical_restore(task, d, s, strength), c) for n, d, c, s in items)
+    return {"input": {**mean_of(inputs), "per_photo": inputs},
+            "classical": {**mean_of(classical), "strength": strength, "per_photo": classical}}
+
+
+def model_photo_scores(model, items: list[ValidationItem]) -> list[dict]:
+    """Per-photo scores of a model's restorations of the items (whole items, no tiling)."""
+    with torch.no_grad():
+        return photo_scores((n, restore_tensor(model, d[None]), c) for n, d, c, _ in items)
 
 
 def model_scores(model, items: list[ValidationItem]) -> dict[str, float]:
     """Mean scores of a model's restorations of the items (whole photos, no tiling)."""
-    with torch.no_grad():
-        return mean_scores((restore_tensor(model, d[None]), c) for _, d, c, _ in items)
+    return mean_of(model_photo_scores(model, items))
 
 
 def score_against_references(model, task, val_dir: Path, seed: int = 0) -> dict[str, dict[str, float]]:
