@@ -111,3 +111,13 @@ def test_a_worse_candidate_is_refused_and_forced_ones_are_marked(tiny_corpus, tm
     assert len([line for line in history.splitlines() if line.startswith("| 1970-") or line.startswith("| 20")]) == 2
     weights, card = bundle(_offset_model(0.05), 8, force=True)
     assert "WORSE" in card.read_text() and "Bundled although worse (--force)" in card.read_text()
+
+
+def test_history_rows_of_a_task_without_some_classes():
+    from serpentir_lab.release.regression_gate import CLASSES, history_row, history_table
+
+    row = history_row("2026-12-06", "3000", 36.8, {"blur": 1.234})  # a deblurring model: no sharp or JPEG strengths
+    assert row == "| 2026-12-06 | 3000 | 37 | - | +1.23 | - | - | - |" and len(CLASSES) == 5
+    full = history_row("2026-12-04", "1500", 62, {"clean": 49.9, "blur": -0.11, "noise": 4.1, "jpeg": 0.07, "chain": 0.55})
+    assert full == "| 2026-12-04 | 1500 | 62 | 49.90 | -0.11 | +4.10 | +0.07 | +0.55 |"
+    assert row.count("|") == full.count("|") == history_table([row]).splitlines()[2].count("|")

@@ -73,7 +73,8 @@ def read_history(card: Path) -> list[str]:
 
 
 def history_row(date: str, steps: str, minutes: float, scores: dict[str, float]) -> str:
-    cells = [f"{scores[k]:.2f}" if k == "clean" else f"{scores[k]:+.2f}" if k in scores else "-" for k in CLASSES]
+    """One history line; a class the task has no strength of (a deblurring model has no JPEG) is '-'."""
+    cells = ["-" if k not in scores else f"{scores[k]:.2f}" if k == "clean" else f"{scores[k]:+.2f}" for k in CLASSES]
     return f"| {date} | {steps} | {minutes:.0f} | " + " | ".join(cells) + " |"
 
 
