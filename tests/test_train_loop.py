@@ -115,3 +115,27 @@ def test_init_from_starts_from_a_checkpoints_ema_weights(inpaint_run, tmp_path):
     with pytest.raises(UserError, match="last.safetensors"):
         train(load_config(None, common + ["model.name=unet-t", f"init_from={weights}",
                                           f"out_dir={tmp_path / 'bad'}"]), stop_after=0, log=lambda m: None)
+
+
+def test_a_time_limit_stops_with_a_checkpoint_that_resumes_exactly(tmp_path):
+    from serpentir.errors import UserError
+
+    common = TINY + ["task.name=denoise", "steps=5", "optim.warmup_steps=2", "optim.lr=2e-3", "data.crop_size=16",
+                     "data.batch_size=2", "data.repeat=1", "data.val_crop_size=32", "data.max_val_images=1",
+                     "val_every=100", "ckpt_every=100", "ema_decay=0.9", "seed=3"]
+    straight = train(load_config(None, common + [f"out_dir={tmp_path / 'a'}"]), log=lambda m: None)
+    messages = []
+    # a limit of 1e-9 minutes has passed after the first step: the run stops there, saving it
+    stopped = train(load_config(None, common + [f"out_dir={tmp_path / 'b'}", "time_limit_min=1e-9"]),
+                    log=messages.append)
+    assert stopped.step == 1 and stopped.checkpoint == tmp_path / "b" / "checkpoints" / "last.safetensors"
+    assert any("time limit of 1e-09 min reached at step 1 of 5" in m and "resume=true" in m for m in messages)
+    resumed = train(load_config(None, common + [f"out_dir={tmp_path / 'b'}", "resume=true"]), log=lambda m: None)
+    assert resumed.step == 5
+    for (name, a), b in zip(straight.ema_model.state_dict().items(), resumed.ema_model.state_dict().values()):
+        assert torch.equal(a, b), name
+    roomy = train(load_config(None, common + [f"out_dir={tmp_path / 'c'}", "time_limit_min=60"]), log=lambda m: None)
+    assert roomy.step == 5  # a limit that is not reached changes nothing
+    for bad in ("0", "-1", "true"):
+        with pytest.raises(UserError, match="time_limit_min"):
+            load_config(None, common + [f"time_limit_min={bad}"])

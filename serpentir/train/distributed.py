@@ -64,3 +64,12 @@ def shutdown_distributed(ctx: DistContext, *, wait: bool = True) -> None:
         if wait:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def any_rank(ctx: DistContext, flag: bool) -> bool:
+    """True on every rank when `flag` is true on at least one: a decision all processes take together."""
+    if not (ctx.is_distributed and dist.is_initialized()):
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..infer.evaluate import evaluate_model, summarize
 from .config import TrainConfig, config_to_dict, save_config, validate_config
 from .data_order import EpochIndexedDataset, StepBatchSampler
-from .distributed import DistContext, init_distributed, shutdown_distributed
+from .distributed import DistContext, any_rank, init_distributed, shutdown_distributed
 from .ema import ModelEMA
 from .rng import capture_rng_state, derive_seed, restore_rng_state
 from .run_folder import CHECKPOINT_DIR, CONFIG, LAST, last_checkpoint
@@ -262,6 +262,8 @@ class _Run:
         images_per_step = c.data.batch_size * ctx.world_size
         loss_sum, loss_count, tick, tick_step = torch.zeros((), device=self.device), 0, time.perf_counter(), self.step
         val, checkpoint = None, None
+        limit = c.time_limit_min
+        deadline = None if limit is None else time.monotonic() + 60 * limit
         self.model.train()
         try:
             for batch in self._loader(self.step, end):
@@ -281,8 +283,14 @@ class _Run:
                 bar.update(1)
                 if self.step % c.val_every == 0 or self.step == c.steps:
                     val = self._validate(runlog, final=self.step == c.steps)
-                if self.step % c.ckpt_every == 0 or self.step == end:
+                out_of_time = deadline is not None and any_rank(ctx, time.monotonic() >= deadline)
+                if self.step % c.ckpt_every == 0 or self.step == end or out_of_time:
                     checkpoint = self._save(periodic=self.step % c.ckpt_every == 0)
+                if out_of_time and self.step < end:
+                    if ctx.is_main:
+                        self.log(f"time limit of {limit:g} min reached at step {self.step} of {c.steps}: "
+                                 f"checkpoint {checkpoint}; train again with resume=true to continue")
+                    break
         finally:
             bar.close()
             runlog.close()
