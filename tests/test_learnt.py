@@ -23,7 +23,8 @@ FIRST_DIGEST_FIELDS = {
 
 def test_the_not_learnt_keys_are_the_ones_the_hand_written_list_named():
     assert set(not_learnt_keys()) == {"out_dir", "progress", "tensorboard", "device", "resume", "data.num_workers",
-                                      "log_every", "ckpt_every", "val_every", "lpips_every_val", "lpips_at_end"}
+                                      "log_every", "ckpt_every", "val_every", "lpips_every_val", "lpips_at_end",
+                                      "time_limit_min"}
 
 
 def test_existing_run_folders_keep_their_names():
