@@ -270,7 +270,8 @@ class _Run:
                 loss_sum += self._update(batch)
                 loss_count += 1
                 self.step += 1
-                if self.step % c.log_every == 0 or self.step == end:
+                out_of_time = deadline is not None and any_rank(ctx, time.monotonic() >= deadline)
+                if self.step % c.log_every == 0 or self.step == end or out_of_time:
                     loss = (loss_sum / loss_count).item()
                     if not math.isfinite(loss):
                         raise UserError(f"the loss became {loss} by step {self.step}; lower optim.lr or set optim.grad_clip")
@@ -283,7 +284,6 @@ class _Run:
                 bar.update(1)
                 if self.step % c.val_every == 0 or self.step == c.steps:
                     val = self._validate(runlog, final=self.step == c.steps)
-                out_of_time = deadline is not None and any_rank(ctx, time.monotonic() >= deadline)
                 if self.step % c.ckpt_every == 0 or self.step == end or out_of_time:
                     checkpoint = self._save(periodic=self.step % c.ckpt_every == 0)
                 if out_of_time and self.step < end:
