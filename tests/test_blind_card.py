@@ -117,7 +117,25 @@ def test_history_rows_of_a_task_without_some_classes():
     from serpentir_lab.release.regression_gate import CLASSES, history_row, history_table
 
     row = history_row("2026-12-06", "3000", 36.8, {"blur": 1.234})  # a deblurring model: no sharp or JPEG strengths
-    assert row == "| 2026-12-06 | 3000 | 37 | - | +1.23 | - | - | - |" and len(CLASSES) == 5
-    full = history_row("2026-12-04", "1500", 62, {"clean": 49.9, "blur": -0.11, "noise": 4.1, "jpeg": 0.07, "chain": 0.55})
-    assert full == "| 2026-12-04 | 1500 | 62 | 49.90 | -0.11 | +4.10 | +0.07 | +0.55 |"
-    assert row.count("|") == full.count("|") == history_table([row]).splitlines()[2].count("|")
+    assert row == "| 2026-12-06 | 3000 | 37 | - | +1.23 | - | - | - | - |" and len(CLASSES) == 5
+    full = history_row("2026-12-04", "1500", 62, {"clean": 49.9, "blur": -0.11, "noise": 4.1, "jpeg": 0.07, "chain": 0.55,
+                                                  "draws": 1.17})
+    assert full == "| 2026-12-04 | 1500 | 62 | 49.90 | -0.11 | +4.10 | +0.07 | +0.55 | +1.17 |"
+    old = "| 2026-12-04 | 500 | 5 | - | +0.16 | - | - | - |"  # a row written before the draws column
+    lines = history_table([old, row]).splitlines()
+    assert lines[4] == old + " - |" and lines[5] == row
+    assert {line.count("|") for line in lines[2:]} == {row.count("|")}
+
+
+def test_a_task_without_classes_is_judged_on_its_own_draws():
+    from serpentir_lab.release.blind_validation import StrengthRow
+    from serpentir_lab.release.regression_gate import regression_gate
+
+    def draws(gain):
+        row = StrengthRow("motion_deblur draws, one per photo", "draws")
+        row.input, row.output = {"psnr": 24.0}, {"psnr": 24.0 + gain}
+        return [row]
+
+    better, worse = regression_gate(draws(0.39), draws(0.18)), regression_gate(draws(0.10), draws(0.18))
+    assert better.passed and better.lines == ["- draws: 0.39 against 0.18 dB gain: not worse"]
+    assert not worse.passed and "WORSE" in worse.lines[0]

@@ -17,14 +17,16 @@ from .blind_validation import StrengthRow
 
 SHARP_FLOOR_DB = 38.0
 CLASSES = ("clean", "blur", "noise", "jpeg", "chain")
+DRAWS = "draws"  # the task's own random draws, one per photo: the gate's measure where no class applies
 HISTORY_HEADING = "## History"
 
 
 def class_scores(rows: list[StrengthRow]) -> dict[str, float]:
-    """Per class: the mean gain over its strengths (for 'clean': the sharp photos' mean output PSNR)."""
+    """Per class (and the task's own draws): the mean gain over its strengths (for 'clean': the sharp
+    photos' mean output PSNR)."""
     scores: dict[str, list[float]] = {}
     for r in rows:
-        if r.kind in CLASSES:
+        if r.kind in CLASSES or r.kind == DRAWS:
             value = r.output["psnr"] if r.kind == "clean" else r.output["psnr"] - r.input["psnr"]
             scores.setdefault(r.kind, []).append(value)
     return {k: sum(v) / len(v) for k, v in scores.items()}
@@ -44,10 +46,12 @@ class GateVerdict:
 
 
 def regression_gate(candidate: list[StrengthRow], bundled: list[StrengthRow]) -> GateVerdict:
-    """The candidate passes if no class gets worse and the sharp photos stay at or above 38 dB."""
+    """The candidate passes if no class gets worse and the sharp photos stay at or above 38 dB; a task
+    whose strengths fall in no class (camera shake, holes) is judged on its own draws instead."""
     new, old = class_scores(candidate), class_scores(bundled)
     lines, passed = [], True
-    for kind in (k for k in CLASSES if k in new):
+    judged = [k for k in CLASSES if k in new] or [k for k in (DRAWS,) if k in new]
+    for kind in judged:
         ok = new[kind] >= old.get(kind, float("-inf"))
         passed &= ok
         unit = "dB output" if kind == "clean" else "dB gain"
@@ -74,12 +78,16 @@ def read_history(card: Path) -> list[str]:
 
 def history_row(date: str, steps: str, minutes: float, scores: dict[str, float]) -> str:
     """One history line; a class the task has no strength of (a deblurring model has no JPEG) is '-'."""
-    cells = ["-" if k not in scores else f"{scores[k]:.2f}" if k == "clean" else f"{scores[k]:+.2f}" for k in CLASSES]
+    cells = ["-" if k not in scores else f"{scores[k]:.2f}" if k == "clean" else f"{scores[k]:+.2f}"
+             for k in CLASSES + (DRAWS,)]
     return f"| {date} | {steps} | {minutes:.0f} | " + " | ".join(cells) + " |"
 
 
 def history_table(rows: list[str]) -> str:
-    """Markdown of the history: one row per bundled version, oldest first."""
+    """Markdown of the history: one row per bundled version, oldest first (rows written before the draws
+    column existed get '-' there)."""
+    columns = 3 + len(CLASSES) + 1
     head = ("| date | steps | training minutes | sharp photos (dB) | " + " | ".join(f"{k} gain (dB)" for k in CLASSES[1:])
-            + " |\n|---|---|---:|" + "---:|" * len(CLASSES))
-    return f"{HISTORY_HEADING}\n\n{head}\n" + "\n".join(rows) + "\n"
+            + " | own draws gain (dB) |\n|---|---|---:|" + "---:|" * (len(CLASSES) + 1))
+    padded = [row + " - |" * (columns - (row.count("|") - 1)) for row in rows]
+    return f"{HISTORY_HEADING}\n\n{head}\n" + "\n".join(padded) + "\n"
