@@ -1,13 +1,13 @@
 """How far one pixel's change travels through trained restorers (issue 19, study 4's second half).
 
-For each model (a bundled task name or a checkpoint path) and each held-out photo, perturb the
-centre pixel of a centre crop and measure the whole output's change (serpentir_lab.receptive_field):
+For each model (a bundled task name or a checkpoint path) and each held-out photo, degrade a centre
+crop by the model's own task, perturb its centre pixel and measure the whole output's change (serpentir_lab.receptive_field):
 the radial profile, the radii that hold 50/90/99% of the response, and the share beyond `--far`
 pixels. Writes receptive_field.csv, receptive_field.md and receptive_field.png (mean response
 against distance, log scale, one line per model, mean over photos) into --out.
 
-    python benchmarks/receptive_field.py --models general deblur motion_deblur \
-        --photos /work/runs/corpus19/test --size 256 --out docs/receptive_field
+    python benchmarks/receptive_field.py --models general deblur serpent-t=RUN/checkpoints/last.safetensors \
+        --photos runs/corpus19/test --size 256 --out docs/receptive_field
 """
 
 from __future__ import annotations
@@ -29,8 +29,12 @@ from serpentir.infer.catalogue import bundled_tasks, bundled_weights
 from serpentir_lab.receptive_field import SHARES, radial_profile, response_map
 
 
-def checkpoint_of(name: str) -> Path:
-    return bundled_weights(name) if name in bundled_tasks() else Path(name)
+def checkpoint_of(name: str) -> tuple[str, Path]:
+    """(label, checkpoint) for a bundled task name, LABEL=PATH, or a bare checkpoint path."""
+    if name in bundled_tasks():
+        return f"{name} (bundled)", bundled_weights(name)
+    label, _, path = name.rpartition("=")
+    return (label or path), Path(path)
 
 
 def centre_crop(path: Path, size: int) -> torch.Tensor:
@@ -46,15 +50,17 @@ def centre_crop(path: Path, size: int) -> torch.Tensor:
 
 def measure(models: list[str], photos: list[Path], size: int, far: int) -> list[dict]:
     rows = []
-    for name in models:
-        model, _, _ = load_checkpoint(checkpoint_of(name))
-        for path in photos:
+    for spec in models:
+        name, path = checkpoint_of(spec)
+        model, task, _ = load_checkpoint(path)
+        for i, photo in enumerate(photos):
             start = time.perf_counter()
             centre = (size // 2, size // 2)
-            profile = radial_profile(response_map(model, centre_crop(path, size), centre), centre, far=far)
-            rows.append({"model": name, "photo": path.stem, "size": size, "profile": profile,
+            image = task.degrade(centre_crop(photo, size), i)  # the input the model is for (seed i)
+            profile = radial_profile(response_map(model, image, centre), centre, far=far)
+            rows.append({"model": name, "photo": photo.stem, "size": size, "profile": profile,
                          "seconds": time.perf_counter() - start})
-            print(f"{name} {path.stem}: r50 {profile.radius_at_share[0.5]}, r90 {profile.radius_at_share[0.9]}, "
+            print(f"{name} {photo.stem}: r50 {profile.radius_at_share[0.5]}, r90 {profile.radius_at_share[0.9]}, "
                   f"r99 {profile.radius_at_share[0.99]}, beyond {far} px {profile.far_share:.2%}", file=sys.stderr)
     return rows
 
@@ -75,8 +81,9 @@ def write_outputs(rows: list[dict], out: Path, command: str, far: int) -> None:
 
     models = list(dict.fromkeys(r["model"] for r in rows))
     md = ["# How far one pixel's change travels", "", f"Command: `{command}`", "",
-          "Per model, the centre pixel of a centre crop of each photo is perturbed (all channels, eps 1e-4, "
-          "float64) and the whole output's change is measured (`serpentir_lab/receptive_field.py`). "
+          "Per model, the centre crop of each photo is degraded by the model's own task (photo i with seed i), "
+          "its centre pixel is perturbed (all channels, eps 1e-4, float64) and the whole output's change is "
+          "measured (`serpentir_lab/receptive_field.py`). "
           "rX: the smallest radius (pixels) holding X% of the summed |change|; medians over photos, "
           "with the range.", "",
           f"| model | photos | r50 | r90 | r99 | share beyond {far} px |", "|---|---:|---:|---:|---:|---:|"]
@@ -106,7 +113,8 @@ def write_outputs(rows: list[dict], out: Path, command: str, far: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", required=True, help="bundled task names or checkpoint paths")
+    parser.add_argument("--models", nargs="+", required=True,
+                        help="bundled task names, checkpoint paths, or LABEL=PATH")
     parser.add_argument("--photos", required=True, help="a folder of photos (or one photo)")
     parser.add_argument("--size", type=int, default=256, help="centre crop side (px)")
     parser.add_argument("--far", type=int, default=64, help="report the share of the response beyond this radius")
