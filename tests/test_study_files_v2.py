@@ -43,13 +43,15 @@ def test_study_keeps_the_protocol(path):
             assert v.config.model.kwargs.get("head_init") == "identity"  # equal starts
     assert len({v.config.steps for v in study.variants}) == 1  # the same budget for every variant
     if path.stem == "lr_sweep_v2":
-        assert study.val_dir.name == "val" and len(arms) == 4  # tuned on validation photos, never the test ones
+        assert study.test_dir.name == "val" and len(arms) == 4  # tuned on validation photos, never the test ones
         rates = defaultdict(set)
         for v in study.variants:
             rates[v.config.model.name].add(v.config.optim.lr)
         assert all(len(r) == 3 for r in rates.values()), dict(rates)
     else:
-        assert study.val_dir.name == "test" and study.variants[0].config.steps >= 4000
+        assert study.test_dir.name == "test" and study.test_crop == 512 and study.variants[0].config.steps >= 4000
+        sweep = {"serpent-t": 2e-3, "serpent-t-conv": 2e-3, "nafnet-t": 2e-3, "unet-t": 5e-4}  # docs/ablations/lr_sweep
+        assert all(v.config.optim.lr == sweep[v.config.model.name] for v in study.variants)
         assert all(len(seeds) >= 3 for seeds in arms.values()), dict(arms)
     if "shake" in path.stem:
         assert {v.config.task.name for v in study.variants} == {"motion_deblur"}
