@@ -1,9 +1,9 @@
 """How far one pixel's change travels through trained restorers (issue 19, study 4's second half).
 
 For each model (a bundled task name or a checkpoint path) and each held-out photo, degrade a centre
-crop by the model's own task, perturb its centre pixel and measure the whole output's change (serpentir_lab.receptive_field):
-the radial profile, the radii that hold 50/90/99% of the response, and the share beyond `--far`
-pixels. Writes receptive_field.csv, receptive_field.md and receptive_field.png (mean response
+crop by the model's own task, perturb its centre pixel and measure the whole output's change
+(serpentir_lab.receptive_field): the radial profile, the radii that hold 50/90/99% of the response,
+and the share beyond `--far` pixels. Writes receptive_field.csv, receptive_field.md and receptive_field.png (mean response
 against distance, log scale, one line per model, mean over photos) into --out.
 
     python benchmarks/receptive_field.py --models general deblur serpent-t=RUN/checkpoints/last.safetensors \

@@ -13,11 +13,13 @@ Whole photos named in `VAL_PHOTOS` form the `val/` split (never cropped into tra
 go to `train/`. With `with_test`, a `test/` split is added from packages that give nothing to train
 or val (issue 19's protocol: whole packages held out, at least 20 photos, every one at least 512 px
 on its short side for 512-px test crops): `opencv-doc` (the photographs among OpenCV's examples and
-tutorial images, `OPENCV_PHOTOS`; images with drawn overlays, composites, screenshots, near-duplicate
-pairs and paintings are left out by name) and `visp-images-data` (`VISP_PHOTOS`). The
-lomiri-wallpapers packages are reserved for independent checks and never gathered. Every photo is written as an 8-bit RGB PNG (long side capped at `max_side` when
-given, Lanczos: the wallpapers are JPEGs, and downscaling also averages away their compression
-noise), and `manifest.csv` lists its split, source package, source file, size and the sha256 of
+tutorial images, `OPENCV_PHOTOS`; images with drawn overlays, composites, screenshots and
+near-duplicate pairs are left out by name) and `visp-images-data` (`VISP_PHOTOS`: the 1927 Solvay
+photograph and a photographed Klimt painting). The lomiri-wallpapers packages are reserved for
+independent checks and never gathered.
+
+Every photo is written as an 8-bit RGB PNG (long side capped at `max_side` when given, Lanczos: the
+wallpapers are JPEGs, and downscaling also averages away their compression noise), and `manifest.csv` lists its split, source package, source file, size and the sha256 of
 both the source and the written PNG. The corpus is built in a temporary folder and renamed into
 place, so an interrupted build leaves nothing half-written.
 """
