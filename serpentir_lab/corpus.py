@@ -19,8 +19,9 @@ photograph and a photographed Klimt painting). The lomiri-wallpapers packages ar
 independent checks and never gathered.
 
 Every photo is written as an 8-bit RGB PNG (long side capped at `max_side` when given, Lanczos: the
-wallpapers are JPEGs, and downscaling also averages away their compression noise), and `manifest.csv` lists its split, source package, source file, size and the sha256 of
-both the source and the written PNG. The corpus is built in a temporary folder and renamed into
+wallpapers are JPEGs, and downscaling also averages away their compression noise), and
+`manifest.csv` lists its split, source package, source file, size and the sha256 of both the source
+and the written PNG. The corpus is built in a temporary folder and renamed into
 place, so an interrupted build leaves nothing half-written.
 """
 
