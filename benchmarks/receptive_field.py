@@ -13,7 +13,6 @@ against distance, log scale, one line per model, mean over photos) into --out.
 from __future__ import annotations
 
 import argparse
-import csv
 import shlex
 import sys
 import time
@@ -21,12 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from serpentir.atomic_write import write_text_atomic
 from serpentir.checkpoint import load_checkpoint
-from serpentir.image_io import list_images, read_picture
+from serpentir.image_io import list_images
 from serpentir.infer.catalogue import bundled_tasks, bundled_weights
 from serpentir_lab.receptive_field import SHARES, radial_profile, response_map
+from serpentir_lab.scaling.run import centre_crop as scaling_crop
 
 
 def checkpoint_of(name: str) -> tuple[str, Path]:
@@ -38,14 +39,12 @@ def checkpoint_of(name: str) -> tuple[str, Path]:
 
 
 def centre_crop(path: Path, size: int) -> torch.Tensor:
-    colour = read_picture(path).colour
-    if colour.shape[0] == 1:
-        colour = colour.expand(3, -1, -1)
-    H, W = colour.shape[-2:]
-    if min(H, W) < size:
-        raise SystemExit(f"{path}: {W}x{H} is smaller than the {size}-px crop")
-    top, left = (H - size) // 2, (W - size) // 2
-    return colour[:3, top:top + size, left:left + size]
+    """The scaling benchmark's (3, size, size) centre crop, refused when the photo is smaller."""
+    with Image.open(path) as im:
+        width, height = im.size
+    if min(width, height) < size:
+        raise SystemExit(f"{path}: {width}x{height} is smaller than the {size}-px crop")
+    return scaling_crop(path, (size, size))
 
 
 def measure(models: list[str], photos: list[Path], size: int, far: int) -> list[dict]:
