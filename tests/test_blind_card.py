@@ -139,3 +139,25 @@ def test_a_task_without_classes_is_judged_on_its_own_draws():
     better, worse = regression_gate(draws(0.39), draws(0.18)), regression_gate(draws(0.10), draws(0.18))
     assert better.passed and better.lines == ["- draws: 0.39 against 0.18 dB gain: not worse"]
     assert not worse.passed and "WORSE" in worse.lines[0]
+
+
+def test_sharp_photos_are_held_to_the_floor_not_to_the_bundled_output():
+    """A model that learns to sharpen touches sharp photos: 66 -> 45 dB is allowed (floor 38), a class
+    that loses gain is not, and a sharp mean under 38 dB is refused."""
+    from serpentir_lab.release.blind_validation import StrengthRow
+    from serpentir_lab.release.regression_gate import regression_gate
+
+    def rows(sharp, blur_gain, worst=None):
+        clean = StrengthRow("sharp photo, no degradation", "clean")
+        clean.input, clean.output = {"psnr": float("inf")}, {"psnr": sharp}
+        clean.output_psnr = {"a": sharp if worst is None else worst, "b": sharp}
+        blur = StrengthRow("Gaussian blur sigma 1", "blur")
+        blur.input, blur.output = {"psnr": 36.0}, {"psnr": 36.0 + blur_gain}
+        return [clean, blur]
+
+    bundled = rows(66.75, 0.0)
+    assert regression_gate(rows(45.0, 0.8), bundled).passed
+    lower_blur = regression_gate(rows(70.0, -0.1), bundled)
+    assert not lower_blur.passed and any("blur" in line and "WORSE" in line for line in lower_blur.lines)
+    assert not regression_gate(rows(37.5, 0.8), bundled).passed
+    assert not regression_gate(rows(45.0, 0.8, worst=37.0), bundled).passed

@@ -32,8 +32,8 @@ def bundle_blind_run(checkpoint: str | Path, corpus_dir: str | Path, *, train_st
     """Write out_dir/<task>.safetensors (EMA weights) and out_dir/<task>.md; returns both paths.
 
     Where out_dir already holds a model of this task, both are scored on the same photos and the
-    candidate is refused (UserError, nothing written) unless it is not worse in any class and its
-    sharp photos stay at or above 38 dB (regression_gate); `force` bundles it anyway, verdict in the card.
+    candidate is refused (UserError, nothing written) unless it is not worse in any degradation class
+    and its sharp photos stay at or above 38 dB (regression_gate); `force` bundles it anyway, verdict in the card.
 
     train_started / train_ended: epoch seconds of the training's first and last file (for the card);
     max_side: the held-out photos' long side is capped to this for validation (whole photos, area
