@@ -95,6 +95,22 @@ def test_export_reports_its_check_and_labels_the_file(exported, tiny_weights):
     assert any(node.op_type == "Scan" for node in graph.graph.node)  # loops, not unrolled for a size
 
 
+def test_each_scan_layer_is_three_hand_written_loops(exported):
+    """The scan's loops are written directly (serpentir.ops.scan_export_loops), not traced: per SSM
+    layer, the chunk end states, the carry across the chunks and the read-out, each one Scan node whose
+    body is the recurrence alone (an unrolled carry made hundreds of nodes per layer)."""
+    import onnx
+
+    graph = onnx.load(str(exported[0])).graph
+    bodies = [tuple(b.op_type for b in a.g.node) for n in graph.node if n.op_type == "Scan"
+              for a in n.attribute if a.name == "body"]
+    step = ("Mul", "Exp", "Mul", "Mul", "Add")
+    layers = bodies.count(step)
+    assert layers == 3  # the tiny checkpoint: one block at each of two scales and the bottleneck
+    assert bodies.count(("Mul", "Add", "Identity")) == bodies.count(step + ("Mul", "ReduceSum")) == layers
+    assert len(bodies) == 3 * layers
+
+
 def test_existing_file_is_kept(exported, capsys):
     path, _ = exported
     before = path.read_bytes()

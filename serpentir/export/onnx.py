@@ -2,7 +2,8 @@
 
 torch.onnx's dynamo exporter (torch.export, then onnxscript) traces the model once. Every 2-D scan
 runs on the "export" backend (serpentir.ops.scan_2d_export): bands of lines of the map scanned as
-chunks by loops that become ONNX Scan nodes, so nothing is unrolled for a particular image size.
+chunks by loops that become ONNX Scan nodes, so nothing is unrolled for a particular image size. The
+loops are custom ops written as Scan nodes by hand (serpentir.ops.scan_export_loops), not traced.
 The graph includes the clamp to [0, 1] that `restore` applies.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import io
 import logging
 import math
@@ -67,6 +69,9 @@ def require_onnx() -> None:
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
         raise UserError(f"ONNX export needs {' and '.join(missing)}: pip install 'serpentir[onnx]'")
+    if "custom_translation_table" not in inspect.signature(torch.onnx.export).parameters:
+        raise UserError(f"ONNX export needs torch >= 2.6 (the scan's loops are custom ops that the exporter "
+                        f"writes directly); this is torch {torch.__version__}")
 
 
 @contextlib.contextmanager
@@ -101,6 +106,7 @@ def export_model(model: nn.Module, path: Path, channels: int, *, opset: int = OP
                  metadata: dict[str, str] | None = None) -> None:
     """Write `model` ((N, channels, H, W) -> (N, C, H, W)) as ONNX at `path` (the caller makes it atomic)."""
     from ..ops.scan_export_chunked import MAX_CHUNKS
+    from ..ops.scan_export_loops import onnx_translations
 
     require_onnx()
     wrapper = ClampedRestorer(model).eval()
@@ -111,7 +117,7 @@ def export_model(model: nn.Module, path: Path, channels: int, *, opset: int = OP
         program = torch.onnx.export(
             wrapper, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME], dynamic_shapes=({0: dynamic, 2: dynamic, 3: dynamic},),
-            external_data=False, verbose=False)
+            custom_translation_table=onnx_translations(), external_data=False, verbose=False)
     for key, value in (metadata or {}).items():
         program.model.metadata_props[key] = value
     program.save(str(path), external_data=False)

@@ -10,7 +10,8 @@ flipped back on the way out. Padded lines have delta = 0: they keep the state an
 
 Each step of every chunk is an (M, batch, N, K, d) tensor that fits in L2 (see scan_export_chunked);
 the three passes are those of scan_export_chunked: chunk end states from zero (a Scan), the carry
-across the chunks, and the rerun from the true entry states that reads out y = C . h (a Scan).
+across the chunks, and the rerun from the true entry states that reads out y = C . h (a Scan); the
+two loops are scan_export_loops' ops.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .scan_export_chunked import _loop, carry_over, chunk_count
+from .scan_export_chunked import chunk_count
+from .scan_export_loops import carry_over, end_state, read_out
 from .scan_walks import Walk
 
 
@@ -58,21 +60,11 @@ def _band_scan(d: Tensor, du: Tensor, B: Tensor, C: Tensor, A: Tensor, M: int) -
     C_t = time_major(C).transpose(-1, -2).unsqueeze(-1)
     A3 = A.reshape(K, dg, N).permute(2, 0, 1).contiguous()  # (N, K, d)
 
-    def advance(h: Tensor, x: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
-        dt, dut, Bt = x
-        h = torch.exp(dt * A3) * h + dut * Bt
-        return h, dt[:, :, 0, 0, 0] * 0  # a placeholder output: scan needs one
-
-    def advance_and_read(h: Tensor, x: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
-        dt, dut, Bt, Ct = x
-        h = torch.exp(dt * A3) * h + dut * Bt
-        return h, (h * Ct).sum(2)
-
     zero = torch.zeros(M, b, N, K, dg, dtype=d.dtype, device=d.device)
-    end, _ = _loop(advance, zero, (d_t, du_t, B_t))  # (M, b, N, K, d)
+    end = end_state(zero, d_t, du_t, B_t, A3)  # (M, b, N, K, d)
     decay = torch.exp(d_t.sum(0) * A3)
     entry, _ = carry_over(decay, end)
-    _, y = _loop(advance_and_read, entry, (d_t, du_t, B_t, C_t))  # (T, M, b, K, d)
+    y = read_out(entry, d_t, du_t, B_t, C_t, A3, 2)  # (T, M, b, K, d)
     y = y.reshape(R, steps, M, b, K, dg).permute(3, 2, 0, 1, 4, 5).reshape(b, M * R, steps, K, dg)
     return y[:, :lines]
 
