@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import resolve_backend_2d, scan_walks, selective_scan_2d
-from ..ops.scan_core import compute_dtype
+from ..ops.scan_core import as_dtype, compute_dtype
 from . import pieces
 
 
@@ -75,8 +75,8 @@ class MultiDirectionSSM(nn.Module):
         d = self.d_inner
         ct = compute_dtype(x)
         dt_weight = self.dt_proj_weight.reshape(-1, self.dt_rank)
-        A = -torch.exp(self.A_log.to(ct))
-        D, bias = self.D.to(ct), self.dt_proj_bias.reshape(-1).to(ct)
+        A = -torch.exp(as_dtype(self.A_log, ct))
+        D, bias = as_dtype(self.D, ct), as_dtype(self.dt_proj_bias.reshape(-1), ct)
         if len(ks) == self.directions:
             return dt_weight, A, D, bias
         rows = torch.cat([torch.arange(k * d, (k + 1) * d) for k in ks]).to(A.device)

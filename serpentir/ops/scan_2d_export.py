@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .scan_core import as_dtype
 from .scan_export_chunked import chunk_count
 from .scan_export_loops import carry_over, end_state, read_out
 from .scan_walks import Walk
@@ -77,14 +78,14 @@ def scan_2d_export(u: Tensor, dt: Tensor, dt_weight: Tensor, A: Tensor, B: Tenso
     K, R = dt.shape[-2:]
     N = A.shape[1]
     ct = torch.float64 if u.dtype == torch.float64 else torch.float32
-    u, dt, dt_weight, A, B, C = (t.to(ct) for t in (u, dt, dt_weight, A, B, C))
+    u, dt, dt_weight, A, B, C = (as_dtype(t, ct) for t in (u, dt, dt_weight, A, B, C))
     # Mamba's dt projection as one plain matmul (b*H*W, K*R) @ (K*R, K*d) with a block-diagonal weight:
     # onnxruntime runs a batched matmul of one-row matrices as many tiny products
     per_direction = dt_weight.reshape(K, dg, R).transpose(1, 2)  # (K, R, d)
     blocks = torch.eye(K, dtype=ct, device=u.device)[:, None, :, None] * per_direction[:, :, None]
     delta = torch.matmul(dt.reshape(b, H, W, K * R), blocks.reshape(K * R, K * dg)).reshape(b, H, W, K, dg)
     if delta_bias is not None:
-        delta = delta + delta_bias.to(ct).reshape(K, dg)
+        delta = delta + as_dtype(delta_bias, ct).reshape(K, dg)
     if delta_softplus:
         delta = softplus(delta)
     du = delta * u.unsqueeze(3)
@@ -107,5 +108,5 @@ def scan_2d_export(u: Tensor, dt: Tensor, dt_weight: Tensor, A: Tensor, B: Tenso
             y_k = y_k.transpose(1, 2) if transpose else y_k
             y = y_k if y is None else y + y_k
     if D is not None:  # sum_k D_k * u, folded into one product
-        y = y + u * D.to(ct).reshape(K, dg).sum(0)
+        y = y + u * as_dtype(D, ct).reshape(K, dg).sum(0)
     return y

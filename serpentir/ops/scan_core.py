@@ -35,7 +35,7 @@ BACKEND_NAMES = ("ref", "chunked", "cuda", "cpu", "export")  # selective_scan.BA
 
 CoreScan = Callable[..., tuple[Tensor, Tensor]]
 
-__all__ = ["BACKEND_ENV", "BACKEND_NAMES", "DISABLE_ENV", "KernelLoad", "available_backends", "compute_dtype",
+__all__ = ["BACKEND_ENV", "BACKEND_NAMES", "DISABLE_ENV", "KernelLoad", "as_dtype", "available_backends", "compute_dtype",
            "cpu_kernel_error", "cpu_kernel_load", "cpu_kernel_ops", "kernel_disabled", "log_backend_choice",
            "require_cpu_kernel", "resolve_backend", "run_core_scan"]
 
@@ -43,6 +43,11 @@ __all__ = ["BACKEND_ENV", "BACKEND_NAMES", "DISABLE_ENV", "KernelLoad", "availab
 def compute_dtype(x: Tensor) -> torch.dtype:
     """float64 stays float64 (for gradcheck); everything else (half, bfloat16, float32) runs in float32."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def as_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """x in `dtype`, with no cast when it already is: a traced graph (ONNX export) then has no cast node."""
+    return x if x.dtype == dtype else x.to(dtype)
 
 
 # --- the compiled kernel ------------------------------------------------------------------------------
