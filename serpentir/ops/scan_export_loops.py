@@ -111,7 +111,7 @@ def onnx_translations() -> dict:
     import onnx_ir as ir
     from torch.onnx._internal.exporter._torchlib.ops.hop import call_op
 
-    scan_end, scan_read, scan_carry = scan_ops()
+    scan_ops()  # the ops the table names must exist
     names = iter(range(1 << 30))
 
     def body(h: ir.Value, xs: list[ir.Value], A: ir.Value, axis: int | None) -> ir.Graph:
@@ -167,8 +167,8 @@ def onnx_translations() -> dict:
         for n, name in ((mul, "mul"), (add, "add"), (keep, "entry")):
             n.outputs[0].name = f"{tag}_{name}"
         graph = ir.Graph([h_in, dec_in, end_in], [add.outputs[0], keep.outputs[0]], nodes=[mul, add, keep], name=tag)
-        zero = call_op("Mul", call_op("Gather", end, call_op("Constant", value=ir.tensor(0, dtype=ir.DataType.INT64))[0],
-                                       axis=0)[0], call_op("Constant", value=ir.tensor(0.0, dtype=end.dtype))[0])[0]
+        (shape,) = call_op("Shape", end, start=1)
+        (zero,) = call_op("ConstantOfShape", shape, value=ir.tensor([0.0], dtype=end.dtype))
         last, entries = call_op("Scan", zero, decay, end, _num_outputs=2, body=graph, num_scan_inputs=2)
         return entries, last
 
