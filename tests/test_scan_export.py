@@ -1,6 +1,6 @@
 """The exportable scans (1-D backend and the 2-D band scan that `serpentir export --onnx` traces)
-against the sequential reference: values and gradients in PyTorch. The ONNX graph itself is checked
-against PyTorch in test_export_onnx.py."""
+against the sequential reference: values and gradients in PyTorch, and the 1-D backend as an ONNX graph
+in onnxruntime. The whole model's ONNX graph is checked against PyTorch in test_export_onnx.py."""
 
 import pytest
 import torch
@@ -88,3 +88,34 @@ def test_chunk_count_keeps_one_step_of_every_chunk_small():
     assert chunk_count(128, 8) == MAX_CHUNKS  # 64 chunks of 1024 state elements
     assert chunk_count(1024, 8) == 8 and chunk_count(4096, 16) == 1
     assert all(m & (m - 1) == 0 for m in (chunk_count(d, 16) for d in range(1, 5000, 37)))
+
+
+def test_the_1d_export_scan_as_an_onnx_graph_takes_any_length(tmp_path):
+    """The 1-D export backend (groups of B and C, the read-out summed over the state axis) written to
+    ONNX with its loops as hand-built Scan nodes: onnxruntime against the float64 reference at a length
+    other than the traced one, and with a last state."""
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    from serpentir.ops.scan_export_loops import onnx_translations
+
+    class Scan(torch.nn.Module):
+        def forward(self, u, delta, A, B, C):
+            y, last = selective_scan_export(u, delta, A, B, C, delta_softplus=True, return_last_state=True, chunks=4)
+            return y, last
+
+    traced = make_inputs(batch=1, dim=6, L=37, N=4, groups=2)
+    names = ("u", "delta", "A", "B", "C")
+    args = tuple(traced[k].float() for k in names)
+    length = torch.export.Dim.DYNAMIC
+    program = torch.export.export(Scan(), args, dynamic_shapes=({2: length}, {2: length}, None, {3: length},
+                                                                  {3: length}), strict=False)
+    path = tmp_path / "scan1d.onnx"
+    torch.onnx.export(program, dynamo=True, custom_translation_table=onnx_translations(),
+                      input_names=list(names)).save(str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    other = make_inputs(batch=1, dim=6, L=53, N=4, groups=2)
+    y, last = session.run(None, {k: other[k].float().numpy() for k in names})
+    want_y, want_last = selective_scan_ref(*(other[k] for k in names), delta_softplus=True, return_last_state=True)
+    assert y.shape == tuple(want_y.shape)
+    torch.testing.assert_close(torch.from_numpy(y).double(), want_y, rtol=0, atol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(last).double(), want_last, rtol=0, atol=1e-4)
