@@ -52,12 +52,15 @@ def _graphs(T: int, M: int, N: int, K: int, d: int, A: np.ndarray):
         inits += [numpy_helper.from_array(np.array([0], np.int64), "s0"),
                   numpy_helper.from_array(np.array([1], np.int64), "s1")]
 
-    def model(nodes: list, extra_inits: list):
-        inits = [numpy_helper.from_array(A, "A"), numpy_helper.from_array(np.zeros((M, 1, N, K, d), np.float32), "zero"),
+    def model(head: list, tail: list):
+        """head (up to the chunk end states), the carry, then tail (the read-out pass)."""
+        zero = np.zeros((M, 1, N, K, d), np.float32)
+        inits = [numpy_helper.from_array(A, "A"), numpy_helper.from_array(zero, "zero"),
                  numpy_helper.from_array(np.array([2], np.int64), "ax"),
-                 numpy_helper.from_array(np.array([0], np.int64), "ax0"), *extra_inits]
+                 numpy_helper.from_array(np.array([0], np.int64), "ax0")]
+        nodes = list(head)
         carry(nodes, inits)
-        graph = helper.make_graph(nodes + model.tail, "layer", [v(n, 6) for n in ("dt", "du", "B", "C")], [v("y", 5)],
+        graph = helper.make_graph(nodes + tail, "layer", [v(n, 6) for n in ("dt", "du", "B", "C")], [v("y", 5)],
                                   initializer=inits)
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
         m.ir_version = 9
@@ -69,19 +72,22 @@ def _graphs(T: int, M: int, N: int, K: int, d: int, A: np.ndarray):
     step = [helper.make_node("Mul", ["d_t", "A"], ["da"]), helper.make_node("Exp", ["da"], ["a"]),
             helper.make_node("Mul", ["a", "h"], ["ah"]), helper.make_node("Mul", ["du_t", "B_t"], ["x"]),
             helper.make_node("Add", ["ah", "x"], ["h2"])]
-    read = [helper.make_node("Mul", ["h2", "C_t"], ["hc"]), helper.make_node("ReduceSum", ["hc", "ax"], ["y_t"], keepdims=0)]
+    read = [helper.make_node("Mul", ["h2", "C_t"], ["hc"]),
+            helper.make_node("ReduceSum", ["hc", "ax"], ["y_t"], keepdims=0)]
     ends = body("end", step, [("h", 5), ("d_t", 5), ("du_t", 5), ("B_t", 5)], [("h2", 5)])
-    reads = body("read", step + read, [("h", 5), ("d_t", 5), ("du_t", 5), ("B_t", 5), ("C_t", 5)], [("h2", 5), ("y_t", 4)])
-    model.tail = [helper.make_node("Scan", ["entry", "dt", "du", "B", "C"], ["last", "y"], body=reads, num_scan_inputs=4)]
-    export = model([helper.make_node("Scan", ["zero", "dt", "du", "B"], ["end"], body=ends, num_scan_inputs=3)], [])
+    reads = body("read", step + read, [("h", 5), ("d_t", 5), ("du_t", 5), ("B_t", 5), ("C_t", 5)],
+                 [("h2", 5), ("y_t", 4)])
+    export = model([helper.make_node("Scan", ["zero", "dt", "du", "B"], ["end"], body=ends, num_scan_inputs=3)],
+                   [helper.make_node("Scan", ["entry", "dt", "du", "B", "C"], ["last", "y"], body=reads,
+                                     num_scan_inputs=4)])
 
     lean = [helper.make_node("Mul", ["a_t", "h"], ["ah"]), helper.make_node("Add", ["ah", "x_t"], ["h2"])]
     ends = body("end", lean, [("h", 5), ("a_t", 5), ("x_t", 5)], [("h2", 5)])
     reads = body("read", lean + read, [("h", 5), ("a_t", 5), ("x_t", 5), ("C_t", 5)], [("h2", 5), ("y_t", 4)])
-    model.tail = [helper.make_node("Scan", ["entry", "a", "x", "C"], ["last", "y"], body=reads, num_scan_inputs=3)]
     bulk = model([helper.make_node("Mul", ["dt", "A"], ["da_all"]), helper.make_node("Exp", ["da_all"], ["a"]),
                   helper.make_node("Mul", ["du", "B"], ["x"]),
-                  helper.make_node("Scan", ["zero", "a", "x"], ["end"], body=ends, num_scan_inputs=2)], [])
+                  helper.make_node("Scan", ["zero", "a", "x"], ["end"], body=ends, num_scan_inputs=2)],
+                 [helper.make_node("Scan", ["entry", "a", "x", "C"], ["last", "y"], body=reads, num_scan_inputs=3)])
     return export, bulk
 
 
@@ -122,10 +128,13 @@ def main(argv: list[str] | None = None) -> None:
 
     g = torch.Generator().manual_seed(0)
     u, dtr = torch.randn(1, S, S, d, generator=g), torch.randn(1, S, S, K, R, generator=g)
-    w, Bt, Ct = torch.randn(K * d, R, generator=g) * 0.3, torch.randn(1, S, S, K, N, generator=g), torch.randn(1, S, S, K, N, generator=g)
-    At, Dt, bias = torch.from_numpy(A).permute(1, 2, 0).reshape(K * d, N), torch.randn(K * d), torch.full((K * d,), -3.0)
+    w = torch.randn(K * d, R, generator=g) * 0.3
+    Bt, Ct = torch.randn(1, S, S, K, N, generator=g), torch.randn(1, S, S, K, N, generator=g)
+    At = torch.from_numpy(A).permute(1, 2, 0).reshape(K * d, N)
+    Dt, bias = torch.randn(K * d), torch.full((K * d,), -3.0)
+    walks = scan_walks(4)
     with torch.no_grad():
-        fused = median_ns(lambda: selective_scan_2d(u, dtr, w, At, Bt, Ct, Dt, bias, walks=scan_walks(4), backend="cpu"))
+        fused = median_ns(lambda: selective_scan_2d(u, dtr, w, At, Bt, Ct, Dt, bias, walks=walks, backend="cpu"))
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     print(f"layer: {S}x{S} map, K={K}, d={d}, N={N}; {M} chunks of {T} steps; one thread; median of {args.repeats}")

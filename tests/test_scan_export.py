@@ -119,3 +119,35 @@ def test_the_1d_export_scan_as_an_onnx_graph_takes_any_length(tmp_path):
     assert y.shape == tuple(want_y.shape)
     torch.testing.assert_close(torch.from_numpy(y).double(), want_y, rtol=0, atol=1e-4)
     torch.testing.assert_close(torch.from_numpy(last).double(), want_last, rtol=0, atol=1e-4)
+
+
+def test_the_scan_floor_benchmark_times_correct_graphs():
+    """benchmarks/onnx_scan_floor.py's two graphs (the export form and the lower bound) compute the band
+    recurrence y_t = sum_n C * h_t, h_t = exp(d*A) * h + du * B, carried across chunks: a bound is only
+    a bound if it computes the same thing."""
+    import importlib.util
+    import pathlib
+
+    import numpy as np
+
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "onnx_scan_floor.py"
+    spec = importlib.util.spec_from_file_location("onnx_scan_floor", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    T, M, N, K, d = 6, 3, 4, 2, 5
+    rng = np.random.default_rng(0)
+    A = -np.exp(rng.uniform(0, 2, (N, K, d))).astype(np.float32)
+    dt = rng.uniform(0.001, 0.5, (T, M, 1, 1, K, d)).astype(np.float32)
+    feeds = {"dt": dt, "du": (dt * rng.standard_normal(dt.shape)).astype(np.float32),
+             "B": rng.standard_normal((T, M, 1, N, K, 1)).astype(np.float32),
+             "C": rng.standard_normal((T, M, 1, N, K, 1)).astype(np.float32)}
+    h, want = np.zeros((1, N, K, d)), np.zeros((T, M, 1, K, d))
+    for m in range(M):  # chunk m follows chunk m - 1: one sequence of M * T steps
+        for t in range(T):
+            h = np.exp(dt[t, m] * A) * h + feeds["du"][t, m] * feeds["B"][t, m]
+            want[t, m] = (h * feeds["C"][t, m]).sum(1)
+    for graph in bench._graphs(T, M, N, K, d, A):
+        (y,) = ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, feeds)
+        np.testing.assert_allclose(y, want, rtol=0, atol=1e-4)

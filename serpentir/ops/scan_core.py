@@ -35,9 +35,9 @@ BACKEND_NAMES = ("ref", "chunked", "cuda", "cpu", "export")  # selective_scan.BA
 
 CoreScan = Callable[..., tuple[Tensor, Tensor]]
 
-__all__ = ["BACKEND_ENV", "BACKEND_NAMES", "DISABLE_ENV", "KernelLoad", "as_dtype", "available_backends", "compute_dtype",
-           "cpu_kernel_error", "cpu_kernel_load", "cpu_kernel_ops", "kernel_disabled", "log_backend_choice",
-           "require_cpu_kernel", "resolve_backend", "run_core_scan"]
+__all__ = ["BACKEND_ENV", "BACKEND_NAMES", "DISABLE_ENV", "KernelLoad", "as_dtype", "available_backends",
+           "compute_dtype", "cpu_kernel_error", "cpu_kernel_load", "cpu_kernel_ops", "kernel_disabled",
+           "log_backend_choice", "require_cpu_kernel", "resolve_backend", "run_core_scan"]
 
 
 def compute_dtype(x: Tensor) -> torch.dtype:

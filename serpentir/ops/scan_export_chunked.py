@@ -13,9 +13,10 @@ loops in the graph (ONNX Scan nodes), so nothing depends on the sequence length:
 3. over the T steps again from the true entry states -> the outputs y = C . h.
 
 Layout: the state is (chunk, batch, group, N, dg), channels last, so that every broadcast in a step
-repeats a run of dg contiguous values (onnxruntime's broadcasting is slow for short runs). The two
-loops are scan_export_loops' ops: exported, each is one Scan node written directly. Every exponent is delta * A or
-A * sum(delta), <= 0 for delta >= 0 and A < 0: strong decays underflow to an exact 0, never overflow.
+repeats a run of dg contiguous values (onnxruntime's broadcasting is slow for short runs). The three
+passes are scan_export_loops' ops: exported, each is one Scan node written directly. Every exponent
+is delta * A or A * sum(delta), <= 0 for delta >= 0 and A < 0: strong decays underflow to an exact 0,
+never overflow.
 """
 
 from __future__ import annotations
