@@ -114,36 +114,38 @@ def onnx_translations() -> dict:
     scan_ops()  # the ops the table names must exist
     names = iter(range(1 << 30))
 
-    def body(h: ir.Value, xs: list[ir.Value], A: ir.Value, axis: int | None) -> ir.Graph:
-        """Body inputs (h, d_t, du_t, B_t[, C_t]) -> (h', [y_t]); A is read from the enclosing graph."""
-        tag = f"serpentir_scan{next(names)}"
+    class Body:
+        """One Scan body's inputs and nodes, every value named after the body (names are model-wide)."""
 
-        def value(like: ir.Value, name: str, drop_first: bool) -> ir.Value:
-            shape = ir.Shape(like.shape[1:]) if drop_first and like.shape is not None else like.shape
-            return ir.Value(name=f"{tag}_{name}", shape=shape, type=ir.TensorType(like.dtype))
+        def __init__(self, kind: str):
+            self.tag, self.nodes = f"serpentir_{kind}{next(names)}", []
 
-        h_in = value(h, "h", False)
-        ins = [value(x, n, True) for x, n in zip(xs, ("d", "du", "B", "C"))]
-        nodes = []
+        def input(self, like: ir.Value, name: str) -> ir.Value:  # one step of `like`: its first axis dropped
+            shape = ir.Shape(like.shape[1:]) if like.shape is not None else None
+            return ir.Value(name=f"{self.tag}_{name}", shape=shape, type=ir.TensorType(like.dtype))
 
-        def node(op: str, *args: ir.Value, **attrs) -> ir.Value:
-            n = ir.Node("", op, list(args), attributes=[ir.AttrInt64(k, v) for k, v in attrs.items()],
-                        num_outputs=1)
-            n.outputs[0].name = f"{tag}_{op.lower()}{len(nodes)}"
-            nodes.append(n)
+        def node(self, op: str, *args: ir.Value, **attrs) -> ir.Value:
+            attributes = [ir.AttrInt64(k, v) if isinstance(v, int) else ir.AttrTensor(k, v) for k, v in attrs.items()]
+            n = ir.Node("", op, list(args), attributes=attributes, num_outputs=1)
+            n.outputs[0].name = f"{self.tag}_{op.lower()}{len(self.nodes)}"
+            self.nodes.append(n)
             return n.outputs[0]
 
+        def graph(self, inputs: list[ir.Value], outputs: list[ir.Value]) -> ir.Graph:
+            return ir.Graph(inputs, outputs, nodes=self.nodes, name=self.tag)
+
+    def body(h: ir.Value, xs: list[ir.Value], A: ir.Value, axis: int | None) -> ir.Graph:
+        """Body inputs (h, d_t, du_t, B_t[, C_t]) -> (h', [y_t]); A is read from the enclosing graph."""
+        b = Body("scan")
+        h_in = ir.Value(name=f"{b.tag}_h", shape=h.shape, type=ir.TensorType(h.dtype))
+        ins = [b.input(x, n) for x, n in zip(xs, ("d", "du", "B", "C"))]
         d, du, B = ins[:3]
-        h_next = node("Add", node("Mul", node("Exp", node("Mul", d, A)), h_in), node("Mul", du, B))
+        h_next = b.node("Add", b.node("Mul", b.node("Exp", b.node("Mul", d, A)), h_in), b.node("Mul", du, B))
         outputs = [h_next]
         if axis is not None:
-            axes = ir.Value(name=f"{tag}_axes", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([1]),
-                            const_value=ir.tensor([axis], dtype=ir.DataType.INT64))
-            const = ir.Node("", "Constant", [], attributes=[ir.AttrTensor("value", axes.const_value)], num_outputs=1)
-            const.outputs[0].name = f"{tag}_axes"
-            nodes.append(const)
-            outputs.append(node("ReduceSum", node("Mul", h_next, ins[3]), const.outputs[0], keepdims=0))
-        return ir.Graph([h_in, *ins], outputs, nodes=nodes, name=tag)
+            axes = b.node("Constant", value=ir.tensor([axis], dtype=ir.DataType.INT64))
+            outputs.append(b.node("ReduceSum", b.node("Mul", h_next, ins[3]), axes, keepdims=0))
+        return b.graph([h_in, *ins], outputs)
 
     def end_onnx(h, d, du, B, A):
         (final,) = call_op("Scan", h, d, du, B, _num_outputs=1, body=body(h, [d, du, B], A, None),
@@ -158,15 +160,10 @@ def onnx_translations() -> dict:
 
     def carry_onnx(decay, end):
         """Scan over the chunks: body (h, decay_m, end_m) -> (decay_m * h + end_m, h)."""
-        tag = f"serpentir_carry{next(names)}"
-        h_in, dec_in, end_in = (ir.Value(name=f"{tag}_{n}", shape=ir.Shape(end.shape[1:]) if end.shape is not None
-                                         else None, type=ir.TensorType(end.dtype)) for n in ("h", "decay", "end"))
-        mul = ir.Node("", "Mul", [dec_in, h_in], num_outputs=1)
-        add = ir.Node("", "Add", [mul.outputs[0], end_in], num_outputs=1)
-        keep = ir.Node("", "Identity", [h_in], num_outputs=1)
-        for n, name in ((mul, "mul"), (add, "add"), (keep, "entry")):
-            n.outputs[0].name = f"{tag}_{name}"
-        graph = ir.Graph([h_in, dec_in, end_in], [add.outputs[0], keep.outputs[0]], nodes=[mul, add, keep], name=tag)
+        b = Body("carry")
+        h_in, dec_in, end_in = (b.input(end, n) for n in ("h", "decay", "end"))
+        graph = b.graph([h_in, dec_in, end_in], [b.node("Add", b.node("Mul", dec_in, h_in), end_in),
+                                                 b.node("Identity", h_in)])
         (shape,) = call_op("Shape", end, start=1)
         (zero,) = call_op("ConstantOfShape", shape, value=ir.tensor([0.0], dtype=end.dtype))
         last, entries = call_op("Scan", zero, decay, end, _num_outputs=2, body=graph, num_scan_inputs=2)
