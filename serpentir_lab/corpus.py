@@ -47,7 +47,7 @@ PLASMA_DIR = Path("/usr/share/wallpapers")
 MATE_PHOTOS = ("Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm",
                "TwoWings", "Wood", "YellowFlower")
 PLASMA_PHOTOS = ("BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey", "Kite",
-                 "OneStandsOut", "Path", "SafeLanding", "Volna")
+                 "OneStandsOut", "Path", "SafeLanding", "summer_1am", "Volna")
 PIP_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "china", "flower", "grace_hopper")
 # Held out whole: two photos of each wallpaper package (macro, landscape, objects) and the three
 # sample photos the bundled models were always validated on.
