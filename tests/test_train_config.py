@@ -8,7 +8,7 @@ import yaml
 from serpentir.errors import UserError
 from serpentir.train.config import config_from_dict, config_to_dict, load_config, save_config, TrainConfig
 from serpentir.train.data_order import StepBatchSampler
-from serpentir.train.schedule import lr_at
+from serpentir.train.schedule import lr_at, lr_at_time
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):
@@ -119,6 +119,17 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(13, **kw) == pytest.approx(0.1)  # the last update uses min_lr
     assert lr_at(20, **kw) == pytest.approx(0.1)  # past the end stays at min_lr
     assert lr_at(0, base_lr=2.0, warmup_steps=0, total_steps=5) == 2.0
+
+
+def test_a_time_budget_schedule_decays_by_the_share_of_the_budget_spent():
+    kw = dict(base_lr=1.0, warmup_steps=4, min_lr=0.1)
+    # the warm-up is the steps' one, whatever time it took
+    assert [lr_at_time(s, 50.0, 100.0, **kw) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_at_time(4, 0.0, 100.0, **kw) == pytest.approx(1.0)
+    assert lr_at_time(9, 25.0, 100.0, **kw) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert lr_at_time(9, 50.0, 100.0, **kw) == pytest.approx(0.55)  # half the budget: half-way down
+    assert lr_at_time(99, 100.0, 100.0, **kw) == pytest.approx(0.1)
+    assert lr_at_time(99, 130.0, 100.0, **kw) == pytest.approx(0.1)  # an overrun stays at min_lr
 
 
 def test_data_order_is_a_function_of_the_step_and_shards_by_rank():

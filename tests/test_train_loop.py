@@ -139,3 +139,41 @@ def test_a_time_limit_stops_with_a_checkpoint_that_resumes_exactly(tmp_path):
     for bad in ("0", "-1", "true"):
         with pytest.raises(UserError, match="time_limit_min"):
             load_config(None, common + [f"time_limit_min={bad}"])
+
+
+def test_a_time_budget_ends_the_run_with_a_final_validation_and_is_kept_on_resume(tmp_path):
+    """Equal wall-clock comparisons: the run stops when its minutes of stepping are spent, validates,
+    checkpoints the seconds it spent, and a resumed run goes on from them (or finds nothing to train)."""
+    from serpentir.checkpoint import load_train_state
+    from serpentir.errors import UserError
+
+    common = TINY + ["task.name=denoise", "steps=8", "optim.warmup_steps=1", "optim.lr=2e-3", "optim.min_lr=0",
+                     "data.crop_size=16", "data.batch_size=2", "data.repeat=1", "data.val_crop_size=32",
+                     "data.max_val_images=1", "val_every=100", "ckpt_every=100", "log_every=1", "seed=3"]
+    messages = []
+    # a budget of 1e-9 minutes is spent by the first step: that step is the run's last
+    spent = train(load_config(None, common + [f"out_dir={tmp_path / 'a'}", "time_budget_min=1e-9"]),
+                  log=messages.append)
+    assert spent.step == 1 and spent.val is not None  # the final validation ran at the budget's end
+    assert any("time budget of 1e-09 min spent at step 1" in m for m in messages)
+    seconds = load_train_state(tmp_path / "a" / "checkpoints" / "last.safetensors")["train_seconds"]
+    assert seconds > 0
+    messages.clear()
+    again = train(load_config(None, common + [f"out_dir={tmp_path / 'a'}", "time_budget_min=1e-9", "resume=true"]),
+                  log=messages.append)
+    assert again.step == 1 and any("budget spent; nothing to train" in m for m in messages)
+
+    # a budget far from spent: the rate stays at its peak after the warm-up (steps alone would decay it
+    # to 0 by step 8), and the run ends at the step cap; stopped half-way, the seconds carry on
+    roomy = common + [f"out_dir={tmp_path / 'b'}", "time_budget_min=60"]
+    train(load_config(None, roomy), stop_after=4, log=lambda m: None)
+    half = load_train_state(tmp_path / "b" / "checkpoints" / "last.safetensors")["train_seconds"]
+    done = train(load_config(None, roomy + ["resume=true"]), log=lambda m: None)
+    assert done.step == 8
+    assert load_train_state(tmp_path / "b" / "checkpoints" / "last.safetensors")["train_seconds"] > half > 0
+    with open(tmp_path / "b" / "train_log.csv") as f:
+        rates = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert len(rates) == 8 and all(r == pytest.approx(2e-3, rel=1e-3) for r in rates)
+    for bad in ("0", "-1", "true"):
+        with pytest.raises(UserError, match="time_budget_min"):
+            load_config(None, common + [f"time_budget_min={bad}"])

@@ -107,6 +107,10 @@ class TrainConfig:
     # stop with a checkpoint once this many minutes of stepping have passed (a lent GPU, a session's end);
     # `resume: true` then continues exactly where it stopped
     time_limit_min: Union[float, None] = field(default=None, metadata=NOT_LEARNT)
+    # equal wall-clock comparisons: train for this many minutes of stepping (data, forward, backward,
+    # update; not validation or checkpoints), measured in this process, the rate decaying by the share
+    # spent; `steps` is then a cap. Unlike time_limit_min this is the run's length, not an interruption
+    time_budget_min: Union[float, None] = field(default=None, metadata=ADDED_LATER)
     device: str = field(default="auto", metadata=NOT_LEARNT)
     tensorboard: bool = field(default=True, metadata=NOT_LEARNT)
     progress: bool = field(default=True, metadata=NOT_LEARNT)
@@ -200,9 +204,10 @@ def validate_config(config: TrainConfig) -> None:
         raise UserError(f"config key optim.loss must be one of {', '.join(LOSSES)}, got {o.loss!r}")
     if not 0.0 <= config.ema_decay < 1.0:
         raise UserError(f"config key ema_decay must be in [0, 1), got {config.ema_decay}")
-    limit = config.time_limit_min
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
-        raise UserError(f"config key time_limit_min must be a number of minutes > 0 or null, got {limit!r}")
+    for key in ("time_limit_min", "time_budget_min"):
+        limit = getattr(config, key)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
+            raise UserError(f"config key {key} must be a number of minutes > 0 or null, got {limit!r}")
     if config.amp not in AMP_MODES:
         raise UserError(f"config key amp must be one of {', '.join(AMP_MODES)}, got {config.amp!r}")
     if config.device not in DEVICES:

@@ -33,7 +33,7 @@ from .ema import ModelEMA
 from .rng import capture_rng_state, derive_seed, restore_rng_state
 from .run_folder import CHECKPOINT_DIR, CONFIG, LAST, last_checkpoint
 from .run_log import RunLog
-from .schedule import lr_at
+from .schedule import lr_at, lr_at_time
 
 
 @dataclass
@@ -148,6 +148,7 @@ class _Run:
         self.train_set = self._dataset(train=True)
         self.val_pairs = self._val_pairs()
         self.step = 0
+        self.spent_s = 0.0  # seconds of stepping so far (a time budget's clock), kept in checkpoints
         self.resumed_from = resolve_resume(config.resume, self.out_dir)
         if self.resumed_from is not None:
             self._resume(self.resumed_from)
@@ -226,12 +227,15 @@ class _Run:
             self.scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
         self.step = meta["step"]
+        self.spent_s = float(state.get("train_seconds", 0.0))
         saved_world = int(state.get("world_size", self.ctx.world_size))
         if saved_world != self.ctx.world_size and self.ctx.is_main:
             self.log(f"resuming a {saved_world}-process run with {self.ctx.world_size}: training goes on, but the data "
                      "order differs from an uninterrupted run")
-        if self.step >= c.steps and self.ctx.is_main:
-            self.log(f"{path} is already at step {self.step} >= steps={c.steps}; nothing to train")
+        if (self.step >= c.steps or self._budget_spent()) and self.ctx.is_main:
+            done = f"step {self.step} >= steps={c.steps}" if self.step >= c.steps else \
+                f"{self.spent_s / 60:.1f} min of its {c.time_budget_min:g}-min budget spent"
+            self.log(f"{path} is already at {done}; nothing to train")
         if self.ctx.is_main:
             self.log(f"resumed from {path} at step {self.step}")
 
@@ -266,12 +270,17 @@ class _Run:
         deadline = None if limit is None else time.monotonic() + 60 * limit
         self.model.train()
         try:
+            if self._budget_spent():
+                return TrainResult(self.step, self.model, self.ema.module if self.ema else None, None, None, self.out_dir)
+            mark = time.perf_counter()
             for batch in self._loader(self.step, end):
                 loss_sum += self._update(batch)
                 loss_count += 1
                 self.step += 1
+                self.spent_s += time.perf_counter() - mark  # the batch's loading and the update, nothing else
+                budget_spent = c.time_budget_min is not None and any_rank(ctx, self._budget_spent())
                 out_of_time = deadline is not None and any_rank(ctx, time.monotonic() >= deadline)
-                if self.step % c.log_every == 0 or self.step == end or out_of_time:
+                if self.step % c.log_every == 0 or self.step == end or out_of_time or budget_spent:
                     loss = (loss_sum / loss_count).item()
                     if not math.isfinite(loss):
                         raise UserError(f"the loss became {loss} by step {self.step}; lower optim.lr or set optim.grad_clip")
@@ -282,25 +291,41 @@ class _Run:
                     loss_sum.zero_()
                     loss_count, tick, tick_step = 0, now, self.step
                 bar.update(1)
-                if self.step % c.val_every == 0 or self.step == c.steps:
-                    val = self._validate(runlog, final=self.step == c.steps)
-                if self.step % c.ckpt_every == 0 or self.step == end or out_of_time:
+                if self.step % c.val_every == 0 or self.step == c.steps or budget_spent:
+                    val = self._validate(runlog, final=self.step == c.steps or budget_spent)
+                if self.step % c.ckpt_every == 0 or self.step == end or out_of_time or budget_spent:
                     checkpoint = self._save(periodic=self.step % c.ckpt_every == 0)
+                if budget_spent:
+                    if ctx.is_main:
+                        self.log(f"time budget of {c.time_budget_min:g} min spent at step {self.step}: checkpoint {checkpoint}")
+                    break
                 if out_of_time and self.step < end:
                     if ctx.is_main:
                         self.log(f"time limit of {limit:g} min reached at step {self.step} of {c.steps}: "
                                  f"checkpoint {checkpoint}; train again with resume=true to continue")
                     break
+                mark = time.perf_counter()
         finally:
             bar.close()
             runlog.close()
         return TrainResult(self.step, self.model, self.ema.module if self.ema else None, val, checkpoint, self.out_dir)
 
+    def _budget_spent(self) -> bool:
+        budget = self.config.time_budget_min
+        return budget is not None and self.spent_s >= 60 * budget
+
+    def _lr(self) -> float:
+        o, budget = self.config.optim, self.config.time_budget_min
+        if budget is not None:
+            return lr_at_time(self.step, self.spent_s, 60 * budget, base_lr=o.lr, warmup_steps=o.warmup_steps,
+                              min_lr=o.min_lr)
+        return lr_at(self.step, base_lr=o.lr, warmup_steps=o.warmup_steps, total_steps=self.config.steps,
+                     min_lr=o.min_lr)
+
     def _update(self, batch: dict) -> Tensor:
         """One optimizer step on one batch; returns the (detached) loss."""
         c = self.config
-        lr = lr_at(self.step, base_lr=c.optim.lr, warmup_steps=c.optim.warmup_steps, total_steps=c.steps,
-                   min_lr=c.optim.min_lr)
+        lr = self._lr()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x = batch["input"].to(self.device, non_blocking=True)
@@ -350,7 +375,7 @@ class _Run:
         state = {"optimizer": self.optimizer.state_dict(), "rng": capture_rng_state(),
                  "ema_updates": self.ema.updates if self.ema else 0,
                  "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-                 "world_size": self.ctx.world_size}
+                 "world_size": self.ctx.world_size, "train_seconds": self.spent_s}
         folder = self.out_dir / CHECKPOINT_DIR
         kwargs = dict(model=self.model, task=self.task, step=self.step, ema_model=self.ema.module if self.ema else None,
                       config=config_to_dict(self.config), train_state=state)

@@ -1,7 +1,9 @@
-"""The learning-rate schedule as a pure function of the step.
+"""The learning-rate schedule as a pure function of the step (or of the time budget spent).
 
 A function of the step (rather than a stateful LR scheduler object) makes resuming exact by
 construction: restoring the step restores the schedule, whatever `steps` the resumed run uses.
+A run with a time budget (equal wall-clock comparisons) decays by the share of its budget spent,
+which its checkpoints keep, so a resumed run goes on where the schedule stood.
 """
 
 from __future__ import annotations
@@ -21,5 +23,18 @@ def lr_at(step: int, *, base_lr: float, warmup_steps: int, total_steps: int, min
     decay_steps = total_steps - warmup_steps - 1
     if decay_steps <= 0:
         return base_lr
-    progress = min(1.0, max(0.0, (step - warmup_steps) / decay_steps))
+    return _cosine((step - warmup_steps) / decay_steps, base_lr, min_lr)
+
+
+def lr_at_time(step: int, spent_s: float, budget_s: float, *, base_lr: float, warmup_steps: int,
+               min_lr: float = 0.0) -> float:
+    """The rate of a run with a time budget: the same warm-up by steps, then half a cosine over the
+    share of the budget spent (`spent_s / budget_s`), reaching min_lr as the budget runs out."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    return _cosine(spent_s / budget_s, base_lr, min_lr)
+
+
+def _cosine(progress: float, base_lr: float, min_lr: float) -> float:
+    progress = min(1.0, max(0.0, progress))
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
