@@ -102,7 +102,7 @@ def test_unet_has_serpent_b_parameter_budget():
     assert meta_params("unet") == pytest.approx(meta_params("serpent-b"), rel=0.10)
 
 
-@pytest.mark.parametrize("name", ["swinir-t", "nafnet-t", "unet-t"])
+@pytest.mark.parametrize("name", ["swinir-t", "nafnet-t", "unet-t", "restormer-t"])
 def test_tiny_baselines_have_serpent_t_parameter_budget(name):
     """The same-budget comparison (configs/compare/) needs every rival within 10% of serpent-t's size."""
     assert meta_params(name) == pytest.approx(meta_params("serpent-t"), rel=0.10)

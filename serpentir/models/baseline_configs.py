@@ -5,7 +5,7 @@ no upsampler; 11.90M with the classical SR x4 upsampler, as published), restorme
 nafnet-w32 17.11M and nafnet-w64 67.89M (GoPro), unet 2.44M (within 10% of serpent-b).
 
 The "-t" sizes are scaled down to serpent-t's 0.37M parameters (within 10%) for the same-budget
-comparison of configs/compare/: swinir-t 0.35M, nafnet-t 0.41M, unet-t 0.37M.
+comparison of configs/compare/: swinir-t 0.35M, nafnet-t 0.41M, unet-t 0.37M, restormer-t 0.39M.
 
 Every baseline takes head_init="identity" (default "default", as published and as every checkpoint
 before it): the last layer starts at N(0, 1e-3), bias 0, as Serpent's head does, so all start near
@@ -37,6 +37,11 @@ register_model(
 register_model(
     "restormer", Restormer, "restormer", "Restormer as published: dim 48, blocks 4/6/6/8 + 4 refinement",
     dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4, heads=(1, 2, 4, 8),
+    ffn_expansion_factor=2.66, bias=False, layernorm_type="WithBias",
+)
+register_model(
+    "restormer-t", Restormer, "restormer", "Restormer tiny, serpent-t's size: dim 8, blocks 2/2/3/3 + 2 refinement",
+    dim=8, num_blocks=(2, 2, 3, 3), num_refinement_blocks=2, heads=(1, 2, 4, 8),
     ffn_expansion_factor=2.66, bias=False, layernorm_type="WithBias",
 )
 register_model(
