@@ -165,14 +165,17 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
     run_dir = run_dir_of(checkpoint)
     config = meta["config"]
     steps_wanted = config.get("steps")
-    if steps_wanted and meta["step"] < steps_wanted:
+    if steps_wanted and meta["step"] < steps_wanted and not config.get("time_budget_min"):
         notes.append(f"{run} stopped at step {meta['step']} of {steps_wanted}")
     try:
-        world = int(load_train_state(checkpoint).get("world_size", 1))
+        state = load_train_state(checkpoint)
     except (UserError, OSError):
-        world = 1
+        state = {}
     batch_size = config.get("data", {}).get("batch_size")
-    seconds = training_seconds(run_dir, int(batch_size), world) if batch_size else None
+    # a time-budgeted run: the trainer's own clock; others: rebuilt from the log as they always were
+    seconds = state.get("train_seconds") if config.get("time_budget_min") else None
+    if seconds is None and batch_size:
+        seconds = training_seconds(run_dir, int(batch_size), int(state.get("world_size", 1)))
     photos = model_photo_scores(model, items)
     row = CompareRow(run=run, model=arch["name"], params=params, flops=flops, latency_ms=latency,
                      train_seconds=seconds, step=meta["step"], **mean_of(photos),
