@@ -161,3 +161,40 @@ def test_sharp_photos_are_held_to_the_floor_not_to_the_bundled_output():
     assert not lower_blur.passed and any("blur" in line and "WORSE" in line for line in lower_blur.lines)
     assert not regression_gate(rows(37.5, 0.8), bundled).passed
     assert not regression_gate(rows(45.0, 0.8, worst=37.0), bundled).passed
+
+
+def test_curve_readings_follow_the_slope_over_the_last_1000_steps():
+    from serpentir_lab.release.class_curve import curve_table, last_slope
+
+    rows = [{"step": s, "Gaussian blur sigma 1": 0.2 + 0.1 * s / 1000, "Gaussian blur sigma 2": 0.5 + 0.01 * s / 1000,
+             "noise 10/255": 5.0, "JPEG q70": -0.1} for s in range(0, 3001, 500)]
+    assert last_slope(rows, "Gaussian blur sigma 1") == pytest.approx(0.1)  # (0.5 - 0.4) over steps 2000-3000
+    assert last_slope(rows[:2], "noise 10/255") is None  # 500 steps cannot show a 1000-step slope
+    table = curve_table(rows, "general")
+    assert "| Gaussian blur sigma 1 | 0.20 | 0.50 | +0.100 | 1 | below, still rising |" in table
+    assert "| Gaussian blur sigma 2 | 0.50 | 0.53 | +0.010 | 1 | below, flat |" in table
+    assert "| noise 10/255 | 5.00 | 5.00 | +0.000 | 4 | met |" in table
+    assert "| JPEG q70 | -0.10 | -0.10 | +0.000 | - | - |" in table  # no floor at q70
+    assert "below, run too short to judge" in curve_table(rows[:2], "general")
+
+
+def test_class_curve_scores_numbered_checkpoints_once(tiny_corpus, tmp_path, monkeypatch):
+    from serpentir_lab.release import class_curve as cc
+
+    task, model = build_task("general"), _identity_model()
+    for step in (250, 500, 1000, 1500):
+        save_checkpoint(tmp_path / "run" / "checkpoints" / f"step_{step:07d}.safetensors", model=model, task=task,
+                        step=step, ema_model=model, config={})
+    rows = cc.class_curve(tmp_path / "run", tiny_corpus, tmp_path / "curve", every=500, progress=False)
+    assert [r["step"] for r in rows] == [500, 1000, 1500]  # 250 is not a multiple of 500
+    assert all(abs(r["Gaussian blur sigma 1"]) < 1e-4 and math.isinf(r["sharp photo, no degradation"]) for r in rows)
+
+    def no_scoring(*args):
+        raise AssertionError("a cached checkpoint was scored again")
+
+    monkeypatch.setattr(cc, "score_checkpoint", no_scoring)
+    assert cc.class_curve(tmp_path / "run", tiny_corpus, tmp_path / "curve", every=500, progress=False) == rows
+    md = cc.write_curve(rows, "general", tmp_path / "curve", title="t", command="c")
+    assert "| Gaussian blur sigma 1 | 0.00 | 0.00 | +0.000 | 1 | below, flat |" in md.read_text()
+    assert (tmp_path / "curve" / "class_curve.png").stat().st_size > 1000
+    assert (tmp_path / "curve" / "class_curve.csv").read_text().startswith('step,"sharp photo, no degradation",')

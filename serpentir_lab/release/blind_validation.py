@@ -109,9 +109,10 @@ def _means(rows: list[dict]) -> dict:
 
 @torch.no_grad()
 def evaluate_strengths(model, task, photos: list[tuple[str, Tensor]], strengths=None, *, draws: bool = True,
-                       progress: bool = True) -> list[StrengthRow]:
+                       with_lpips: bool = True, progress: bool = True) -> list[StrengthRow]:
     """One StrengthRow per strength (default: STRENGTHS[task.name], none for a fixed task) plus, if draws, the
-    task's own draws. A task that appends channels to its input (inpainting's mask) is scored on the image's."""
+    task's own draws. A task that appends channels to its input (inpainting's mask) is scored on the image's.
+    with_lpips=False leaves LPIPS out (NaN), for curves that need only the gains."""
     from tqdm import tqdm
 
     strengths = STRENGTHS.get(task.name, []) if strengths is None else strengths
@@ -131,8 +132,8 @@ def evaluate_strengths(model, task, photos: list[tuple[str, Tensor]], strengths=
                 continue
             restored = restore_tensor(model, degraded[None])[0]
             degraded = degraded[:clean.shape[0]]
-            s_in = {k: v[0] for k, v in score(degraded[None], clean[None], with_lpips=True).items()}
-            s_out = {k: v[0] for k, v in score(restored[None], clean[None], with_lpips=True).items()}
+            s_in = {k: v[0] for k, v in score(degraded[None], clean[None], with_lpips=with_lpips).items()}
+            s_out = {k: v[0] for k, v in score(restored[None], clean[None], with_lpips=with_lpips).items()}
             inputs.append(s_in)
             outputs.append(s_out)
             row.gains[name] = s_out["psnr"] - s_in["psnr"]
