@@ -277,6 +277,8 @@ class _Run:
                 loss_sum += self._update(batch)
                 loss_count += 1
                 self.step += 1
+                if c.time_budget_min is not None and self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)  # the clock counts the GPU's work, not just its queueing
                 self.spent_s += time.perf_counter() - mark  # the batch's loading and the update, nothing else
                 budget_spent = c.time_budget_min is not None and any_rank(ctx, self._budget_spent())
                 out_of_time = deadline is not None and any_rank(ctx, time.monotonic() >= deadline)
