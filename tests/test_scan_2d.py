@@ -206,3 +206,17 @@ def test_bundled_models_equal_the_unrolled_computation(monkeypatch, task):
         unrolled = model(x)
     assert (fused - x).abs().max() > 1e-3  # the model does change the image
     torch.testing.assert_close(fused, unrolled, rtol=0, atol=1e-4)
+
+
+def test_torch_compile_traces_around_the_fused_kernel_in_one_graph():
+    """torch.compile used to fail inside the kernel ("Cannot access data pointer"); the kernel is now an
+    opaque op with declared output shapes: one graph (fullgraph), same values and gradients."""
+    inputs = make_inputs(2, 5, 4, d=3, K=4, N=4, R=2)
+    walks = scan_walks(4, "diagonal")
+
+    def fn(**kw):
+        return selective_scan_2d(**kw, walks=walks, delta_softplus=True, backend="auto")
+
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
+    assert_matches_reference(inputs, 4, "diagonal", compiled)

@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from .flops import active_recorder
-from .scan_2d_cpu import scan_2d_cpu
-from .scan_core import BACKEND_ENV, compute_dtype, cpu_kernel_ops, log_backend_choice, resolve_backend
+from .scan_2d_cpu import fused_kernel_ready, scan_2d_cpu
+from .scan_core import BACKEND_ENV, compute_dtype, log_backend_choice, resolve_backend
 from .scan_walks import Walk
 from .selective_scan import selective_scan
 
@@ -39,8 +39,9 @@ def resolve_backend_2d(backend: str, u: Tensor) -> str:
     """'auto' (or SERPENTIR_SCAN_BACKEND) -> 'cpu' (fused) on the CPU when the kernel is built, else a 1-D backend."""
     if backend == "auto":
         backend = os.environ.get(BACKEND_ENV, "auto") or "auto"
-    if backend == "auto" and u.device.type == "cpu" and cpu_kernel_ops() is not None:
-        log_backend_choice("cpu", "cpu")
+    if backend == "auto" and u.device.type == "cpu" and fused_kernel_ready():
+        if not torch.compiler.is_compiling():
+            log_backend_choice("cpu", "cpu")
         return "cpu"
     return resolve_backend(backend, u)
 
