@@ -26,6 +26,17 @@ import time
 import numpy as np
 
 
+def random_inputs(T: int, M: int, N: int, K: int, d: int, *, dt_max: float, seed: int = 0):
+    """A (N, K, d) and the graphs' feeds (dt, du, B, C), seeded: the benchmark's inputs, and its test's."""
+    rng = np.random.default_rng(seed)
+    A = -np.exp(rng.uniform(0, 2, (N, K, d))).astype(np.float32)
+    dt = rng.uniform(0.001, dt_max, (T, M, 1, 1, K, d)).astype(np.float32)
+    feeds = {"dt": dt, "du": (dt * rng.standard_normal(dt.shape)).astype(np.float32),
+             "B": rng.standard_normal((T, M, 1, N, K, 1)).astype(np.float32),
+             "C": rng.standard_normal((T, M, 1, N, K, 1)).astype(np.float32)}
+    return A, feeds
+
+
 def _graphs(T: int, M: int, N: int, K: int, d: int, A: np.ndarray):
     """(export-form model, bulk-form model): inputs dt, du (T, M, 1, 1, K, d), B, C (T, M, 1, N, K, 1) -> y."""
     from onnx import TensorProto, helper, numpy_helper
@@ -109,12 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     S, M, d, N, K, R = args.map, args.chunks, args.channels, args.state, 4, 3
     T = (S + M - 1) // M * S  # steps per chunk: a band of lines
-    rng = np.random.default_rng(0)
-    A = -np.exp(rng.uniform(0, 2, (N, K, d))).astype(np.float32)
-    dt = rng.uniform(0.001, 0.2, (T, M, 1, 1, K, d)).astype(np.float32)
-    feeds = {"dt": dt, "du": (dt * rng.standard_normal(dt.shape)).astype(np.float32),
-             "B": rng.standard_normal((T, M, 1, N, K, 1)).astype(np.float32),
-             "C": rng.standard_normal((T, M, 1, N, K, 1)).astype(np.float32)}
+    A, feeds = random_inputs(T, M, N, K, d, dt_max=0.2)
     elements = S * S * K * d * N
 
     def median_ns(run) -> float:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from serpentir.checkpoint import read_metadata
 from serpentir.errors import UserError
-from serpentir_lab.release.class_curve import class_curve, numbered_checkpoints, write_curve
+from serpentir_lab.release.class_curve import checkpoints_every, class_curve, write_curve
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
         raise UserError(f"--every must be a positive number of steps, not {args.every}")
     if not (args.corpus / "val").is_dir():
         raise UserError(f"{args.corpus}: no val/ folder of held-out photos (build it with serpentir corpus build)")
-    task = read_metadata(numbered_checkpoints(args.run_dir, args.every)[0][1])["task"]["name"]
+    task = read_metadata(checkpoints_every(args.run_dir, args.every)[0][1])["task"]["name"]
     rows = class_curve(args.run_dir, args.corpus, args.out, every=args.every, max_side=args.max_side)
     command = shlex.join(["python", "scripts/class_curve.py", *sys.argv[1:]])
     card = write_curve(rows, task, args.out, title=f"{task}: gain per strength along {args.run_dir.name}", command=command)

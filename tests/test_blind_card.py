@@ -179,12 +179,13 @@ def test_curve_readings_follow_the_slope_over_the_last_1000_steps():
 
 
 def test_class_curve_scores_numbered_checkpoints_once(tiny_corpus, tmp_path, monkeypatch):
+    from serpentir.train import numbered_checkpoint
     from serpentir_lab.release import class_curve as cc
 
     task, model = build_task("general"), _identity_model()
     for step in (250, 500, 1000, 1500):
-        save_checkpoint(tmp_path / "run" / "checkpoints" / f"step_{step:07d}.safetensors", model=model, task=task,
-                        step=step, ema_model=model, config={})
+        save_checkpoint(numbered_checkpoint(tmp_path / "run", step), model=model, task=task, step=step,
+                        ema_model=model, config={})
     rows = cc.class_curve(tmp_path / "run", tiny_corpus, tmp_path / "curve", every=500, progress=False)
     assert [r["step"] for r in rows] == [500, 1000, 1500]  # 250 is not a multiple of 500
     assert all(abs(r["Gaussian blur sigma 1"]) < 1e-4 and math.isinf(r["sharp photo, no degradation"]) for r in rows)

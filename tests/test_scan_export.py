@@ -137,12 +137,8 @@ def test_the_scan_floor_benchmark_times_correct_graphs():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     T, M, N, K, d = 6, 3, 4, 2, 5
-    rng = np.random.default_rng(0)
-    A = -np.exp(rng.uniform(0, 2, (N, K, d))).astype(np.float32)
-    dt = rng.uniform(0.001, 0.5, (T, M, 1, 1, K, d)).astype(np.float32)
-    feeds = {"dt": dt, "du": (dt * rng.standard_normal(dt.shape)).astype(np.float32),
-             "B": rng.standard_normal((T, M, 1, N, K, 1)).astype(np.float32),
-             "C": rng.standard_normal((T, M, 1, N, K, 1)).astype(np.float32)}
+    A, feeds = bench.random_inputs(T, M, N, K, d, dt_max=0.5)
+    dt = feeds["dt"]
     h, want = np.zeros((1, N, K, d)), np.zeros((T, M, 1, K, d))
     for m in range(M):  # chunk m follows chunk m - 1: one sequence of M * T steps
         for t in range(T):

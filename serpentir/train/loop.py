@@ -31,7 +31,7 @@ from .data_order import EpochIndexedDataset, StepBatchSampler
 from .distributed import DistContext, any_rank, init_distributed, shutdown_distributed
 from .ema import ModelEMA
 from .rng import capture_rng_state, derive_seed, restore_rng_state
-from .run_folder import CHECKPOINT_DIR, CONFIG, LAST, last_checkpoint
+from .run_folder import CHECKPOINT_DIR, CONFIG, LAST, last_checkpoint, numbered_checkpoint
 from .run_log import RunLog
 from .schedule import lr_at, lr_at_time
 
@@ -378,12 +378,11 @@ class _Run:
                  "ema_updates": self.ema.updates if self.ema else 0,
                  "scaler": self.scaler.state_dict() if self.scaler is not None else {},
                  "world_size": self.ctx.world_size, "train_seconds": self.spent_s}
-        folder = self.out_dir / CHECKPOINT_DIR
         kwargs = dict(model=self.model, task=self.task, step=self.step, ema_model=self.ema.module if self.ema else None,
                       config=config_to_dict(self.config), train_state=state)
-        last = save_checkpoint(folder / LAST, **kwargs)
+        last = save_checkpoint(last_checkpoint(self.out_dir), **kwargs)
         if periodic:
-            save_checkpoint(folder / f"step_{self.step:07d}.safetensors", **kwargs)
+            save_checkpoint(numbered_checkpoint(self.out_dir, self.step), **kwargs)
         return last
 
 

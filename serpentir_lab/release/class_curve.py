@@ -13,13 +13,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from pathlib import Path
 
 from serpentir.atomic_write import write_text_atomic
 from serpentir.errors import UserError
+from serpentir.train import numbered_checkpoints
 
 from .blind_validation import evaluate_strengths, load_val_photos
+from .regression_gate import row_score
 
 # issue 18's floors per strength (gain in dB; sharp photos: output PSNR)
 FLOORS: dict[str, dict[str, float]] = {
@@ -32,16 +33,11 @@ FLOORS: dict[str, dict[str, float]] = {
 }
 FLAT_DB_PER_1000 = 0.05
 CACHE = "class_curve_scores.json"
-_STEP = re.compile(r"step_(\d+)\.safetensors$")
 
 
-def numbered_checkpoints(run_dir: Path, every: int) -> list[tuple[int, Path]]:
+def checkpoints_every(run_dir: Path, every: int) -> list[tuple[int, Path]]:
     """(step, path) of the run's numbered checkpoints whose step is a multiple of `every`."""
-    found = []
-    for path in sorted((Path(run_dir) / "checkpoints").glob("step_*.safetensors")):
-        match = _STEP.search(path.name)
-        if match and int(match.group(1)) % every == 0:
-            found.append((int(match.group(1)), path))
+    found = [(step, path) for step, path in numbered_checkpoints(run_dir) if step % every == 0]
     if not found:
         raise UserError(f"{run_dir}: no numbered checkpoints at multiples of {every} steps in checkpoints/")
     return found
@@ -53,7 +49,7 @@ def score_checkpoint(path: Path, photos) -> dict[str, float]:
 
     model, task, _ = load_checkpoint(path, use_ema=True)
     rows = evaluate_strengths(model, task, photos, with_lpips=False, progress=False)
-    return {r.label: r.output["psnr"] if r.kind == "clean" else r.output["psnr"] - r.input["psnr"] for r in rows}
+    return {r.label: row_score(r) for r in rows}
 
 
 def class_curve(run_dir: str | Path, corpus_dir: str | Path, out_dir: str | Path, *, every: int = 500,
@@ -69,7 +65,7 @@ def class_curve(run_dir: str | Path, corpus_dir: str | Path, out_dir: str | Path
     if cache.get("key") != key:
         cache = {"key": key, "steps": {}}
     photos = None
-    for step, path in tqdm(numbered_checkpoints(run_dir, every), desc="checkpoints", disable=not progress):
+    for step, path in tqdm(checkpoints_every(run_dir, every), desc="checkpoints", disable=not progress):
         entry = cache["steps"].get(str(step))
         mtime = path.stat().st_mtime
         if entry is None or entry["mtime"] != mtime:

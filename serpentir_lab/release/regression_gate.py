@@ -24,14 +24,17 @@ DRAWS = "draws"  # the task's own random draws, one per photo: the gate's measur
 HISTORY_HEADING = "## History"
 
 
+def row_score(row: StrengthRow) -> float:
+    """A strength's score: its mean gain over the photos (for sharp photos: their mean output PSNR)."""
+    return row.output["psnr"] if row.kind == "clean" else row.output["psnr"] - row.input["psnr"]
+
+
 def class_scores(rows: list[StrengthRow]) -> dict[str, float]:
-    """Per class (and the task's own draws): the mean gain over its strengths (for 'clean': the sharp
-    photos' mean output PSNR)."""
+    """Per class (and the task's own draws): the mean of its strengths' scores (row_score)."""
     scores: dict[str, list[float]] = {}
     for r in rows:
         if r.kind in CLASSES or r.kind == DRAWS:
-            value = r.output["psnr"] if r.kind == "clean" else r.output["psnr"] - r.input["psnr"]
-            scores.setdefault(r.kind, []).append(value)
+            scores.setdefault(r.kind, []).append(row_score(r))
     return {k: sum(v) / len(v) for k, v in scores.items()}
 
 
