@@ -12,7 +12,8 @@ from serpentir import metrics
 from serpentir.checkpoint import build_model, build_task, save_checkpoint
 from serpentir.errors import UserError
 from serpentir.image_io import save_image
-from serpentir_lab.scaling import COLUMNS, run_scaling, Photo
+from serpentir_lab.scaling import COLUMNS, GAIN_COLUMNS, run_scaling, held_out_photos, Photo
+from serpentir_lab.stats import bootstrap_interval
 
 
 def _checkpoint(folder, model_name: str, task_name: str):
@@ -37,12 +38,12 @@ def test_whole_is_one_forward_pass_tiled_is_not_and_finished_cases_are_kept(tmp_
     checkpoint, model, task = _checkpoint(tmp_path, "serpent-t", "denoise")
     photos = [_photo(tmp_path, "small", 60, 60), _photo(tmp_path, "big", 100, 80)]
     out = tmp_path / "out"
-    run_scaling({"serpent": checkpoint}, photos, [(96, 64)], out, tile=32, overlap=8, progress=False)
+    run_scaling({"serpent": checkpoint}, photos, [(96, 64)], out, tiles=(32,), overlap=8, progress=False)
 
     with open(out / "scaling.csv", newline="") as f:
         assert tuple(next(csv.reader(f))) == COLUMNS
     summary = {(r["mode"], r["size"]): r for r in _rows(out / "scaling.csv")}
-    assert set(summary) == {("whole", "96x64"), ("tiled", "96x64"), ("input", "96x64")}
+    assert set(summary) == {("whole", "96x64"), ("tiled-32", "96x64"), ("input", "96x64")}
     per_photo = _rows(out / "scaling_per_photo.csv")
     assert {r["photo"] for r in per_photo} == {"big"}  # the 60x60 photo is too small
     assert "Too small for a size (skipped): 96x64: small" in (out / "scaling.md").read_text()
@@ -60,11 +61,12 @@ def test_whole_is_one_forward_pass_tiled_is_not_and_finished_cases_are_kept(tmp_
                                                         abs=1e-3)
     per_photo = [r for r in per_photo if r["mode"] != "input"]
     # tiled: 32-px tiles cannot see the whole map, so a network with a global receptive field differs
-    assert float(summary[("tiled", "96x64")]["psnr"]) != pytest.approx(float(summary[("whole", "96x64")]["psnr"]), abs=1e-4)
+    assert float(summary[("tiled-32", "96x64")]["psnr"]) != pytest.approx(float(summary[("whole", "96x64")]["psnr"]),
+                                                                          abs=1e-4)
     assert all(float(r["seconds"]) > 0 and float(r["peak_mb"]) > 50 for r in per_photo)
 
     before = (out / "scaling_per_photo.csv").read_text()
-    run_scaling({"serpent": checkpoint}, photos, [(96, 64)], out, tile=32, overlap=8, progress=False)
+    run_scaling({"serpent": checkpoint}, photos, [(96, 64)], out, tiles=(32,), overlap=8, progress=False)
     assert (out / "scaling_per_photo.csv").read_text() == before  # nothing measured twice
 
 
@@ -83,3 +85,44 @@ def test_models_of_different_tasks_are_refused(tmp_path):
     b, _, _ = _checkpoint(tmp_path, "nafnet-t", "gaussian_deblur")
     with pytest.raises(UserError, match="compare models of one task"):
         run_scaling({"a": a, "b": b}, [], [(64, 64)], tmp_path / "out", progress=False)
+
+
+def test_each_tile_size_is_a_mode_and_whole_minus_tiled_is_paired_by_photo(tmp_path):
+    checkpoint, model, task = _checkpoint(tmp_path, "serpent-t", "denoise")
+    photos = [_photo(tmp_path, f"p{i}", 72 + 8 * i, 64) for i in range(3)]
+    out = tmp_path / "out"
+    run_scaling({"serpent": checkpoint}, photos, [(64, 64)], out, tiles=(24, 40), overlap=4, progress=False)
+    rows = _rows(out / "scaling_per_photo.csv")
+    assert {r["mode"] for r in rows} == {"whole", "tiled-24", "tiled-40", "input"}
+    psnr = {(r["mode"], r["photo"]): float(r["psnr"]) for r in rows}
+
+    with open(out / "scaling_whole_vs_tiled.csv", newline="") as f:
+        assert tuple(next(csv.reader(f))) == GAIN_COLUMNS
+    gains = {r["tiles"]: r for r in _rows(out / "scaling_whole_vs_tiled.csv")}
+    assert set(gains) == {"tiled-24", "tiled-40"}
+    for tiles, row in gains.items():
+        diffs = [psnr[("whole", p.name)] - psnr[(tiles, p.name)] for p in photos]  # from the per-photo rows
+        low, high = bootstrap_interval(diffs)
+        assert int(row["photos"]) == 3
+        assert float(row["diff_db"]) == pytest.approx(sum(diffs) / 3, abs=1e-4)
+        assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((low, high), abs=1e-4)
+        assert row["verdict"] == ("no difference measured" if low <= 0 <= high else "better" if low > 0 else "worse")
+    report = (out / "scaling.md").read_text()
+    assert "| serpent | 64x64 | tiled-24 | 3 |" in report and "24-px or 40-px tiles" in report
+
+
+def test_the_test_split_is_read_with_val_and_the_train_split_is_refused(tmp_path):
+    corpus = tmp_path / "corpus"
+    names = {"val": "v", "test": "t", "train": "r"}
+    lines = ["name,split,package,source,width,height,source_width,source_height,source_sha256,sha256"]
+    for split, name in names.items():
+        (corpus / split).mkdir(parents=True)
+        save_image(photo("astronaut", size=(40, 48)), corpus / split / f"{name}.png")
+        lines.append(f"{name},{split},pkg,/nonexistent/{name}.png,48,40,48,40,x,y")
+    (corpus / "manifest.csv").write_text("\n".join(lines) + "\n")
+    assert [p.name for p in held_out_photos(corpus)] == ["v"]
+    both = held_out_photos(corpus, ("test", "val"))
+    assert [(p.name, p.path, p.width, p.height) for p in both] == [("v", corpus / "val" / "v.png", 48, 40),
+                                                                   ("t", corpus / "test" / "t.png", 48, 40)]
+    with pytest.raises(UserError, match="not held out"):
+        held_out_photos(corpus, ("train",))

@@ -4,31 +4,30 @@ Does a global receptive field pay off at 1024, 2048 and beyond? For one degradat
 reach and trained models of one task, every held-out photo is centre-cropped to each size, degraded
 once (the same pixels for every model and mode), and restored
   - whole: one forward pass over the full image (the network's exact banded inference included),
-  - tiled: in 512-px tiles blended over their overlap (what a model without a global view must do),
+  - tiled: in tiles of one or more sizes (512 px unless told) blended over their overlap (what a model
+    without a global view must do),
 each in a fresh child process that reports the wall time and the peak resident memory of the
 restoration; the scores (PSNR, SSIM, LPIPS on the whole image) are computed after the peak is read.
-Results are appended per photo as they finish, so an interrupted run resumes where it stopped.
+Results are appended per photo as they finish, so an interrupted run resumes where it stopped; the
+report (report.py) is written from those rows.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
-import platform
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-from serpentir.atomic_write import atomic_path, write_text_atomic
 from serpentir.errors import UserError
 from serpentir.train import checkpoint_of
 
-COLUMNS = ("model", "mode", "size", "psnr", "ssim", "lpips", "seconds", "peak_mb")
+from .report import COLUMNS, write_report
+
 PER_PHOTO_COLUMNS = ("model", "mode", "size", "photo", "held_out", "psnr", "ssim", "lpips", "seconds", "peak_mb")
 MODES = ("whole", "tiled")
 INPUT_LABEL = "degraded input"
@@ -63,16 +62,19 @@ def size_label(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def held_out_photos(manifest_dir: str | Path) -> list[Photo]:
-    """The corpus' held-out photos at their full resolution: the originals its manifest names, or the
-    corpus' own copy where that is the original's size (photos a Python package ships in code)."""
+def held_out_photos(manifest_dir: str | Path, splits: tuple[str, ...] = ("val",)) -> list[Photo]:
+    """The corpus' held-out photos (those of `splits`, never cropped into training) at their full
+    resolution: the originals its manifest names, or the corpus' own copy where that is the original's
+    size (photos a Python package ships in code)."""
     from ..corpus import read_manifest
 
+    if "train" in splits:
+        raise UserError("the train split is not held out: choose from val and test")
     photos = []
     for row in read_manifest(manifest_dir):
-        if row["split"] != "val":
+        if row["split"] not in splits:
             continue
-        source, copy = Path(row["source"]), Path(manifest_dir) / "val" / f"{row['name']}.png"
+        source, copy = Path(row["source"]), Path(manifest_dir) / row["split"] / f"{row['name']}.png"
         if source.is_file():
             photos.append(Photo(row["name"], source, int(row["source_width"]), int(row["source_height"])))
         elif copy.is_file() and (row["width"], row["height"]) == (row["source_width"], row["source_height"]):
@@ -194,15 +196,15 @@ def _append_row(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def _mean(values: list[str]) -> float:
-    numbers = [float(v) for v in values if v not in ("", "nan")]
-    return sum(numbers) / len(numbers) if numbers else math.nan
+def mode_label(mode: str, tile: int) -> str:
+    """'whole', or 'tiled-256' for tiles of 256 px: the name a case has in the rows and the report."""
+    return mode if mode == "whole" else f"{mode}-{tile}"
 
 
 def run_scaling(models: dict[str, Path], photos: list[Photo], sizes: list[tuple[int, int]], out_dir: str | Path, *,
-                modes: tuple[str, ...] = MODES, tile: int = 512, overlap: int = 32, threads: int = 1,
+                modes: tuple[str, ...] = MODES, tiles: tuple[int, ...] = (512,), overlap: int = 32, threads: int = 1,
                 seed: int = 0, command: str = "", progress: bool = True) -> list[dict]:
-    """Measure every (model, mode, size, photo) not yet in OUT/scaling_per_photo.csv; write the report."""
+    """Measure every (model, mode, tile, size, photo) not yet in OUT/scaling_per_photo.csv; write the report."""
     from tqdm import tqdm
 
     models = {label: checkpoint_of(path) for label, path in models.items()}  # run folders -> their checkpoints
@@ -211,6 +213,7 @@ def run_scaling(models: dict[str, Path], photos: list[Photo], sizes: list[tuple[
     out.mkdir(parents=True, exist_ok=True)
     per_photo = out / "scaling_per_photo.csv"
     done = {(r["model"], r["mode"], r["size"], r["photo"]) for r in _read_rows(per_photo)}
+    variants = [(mode, tile) for mode in modes for tile in ((0,) if mode == "whole" else tiles)]
     cases, skipped, used = [], {}, []
     for size in sizes:
         fits = [p for p in photos if p.width >= size[0] and p.height >= size[1]]
@@ -223,14 +226,14 @@ def run_scaling(models: dict[str, Path], photos: list[Photo], sizes: list[tuple[
                 continue  # a photo seen in training only stands in where no held-out photo is large enough
             used.append((size, photo, seed + i))
             for label, checkpoint in models.items():
-                for mode in modes:
-                    if (label, mode, size_label(size), photo.name) not in done:
-                        cases.append((label, checkpoint, mode, size, photo, seed + i))
-    for label, checkpoint, mode, size, photo, photo_seed in tqdm(cases, desc="scaling", unit="case",
-                                                                 disable=not progress):
+                for mode, tile in variants:
+                    if (label, mode_label(mode, tile), size_label(size), photo.name) not in done:
+                        cases.append((label, checkpoint, mode, tile, size, photo, seed + i))
+    for label, checkpoint, mode, tile, size, photo, photo_seed in tqdm(cases, desc="scaling", unit="case",
+                                                                       disable=not progress):
         result = measure_case(checkpoint, photo, size, mode, task=task, seed=photo_seed, tile=tile, overlap=overlap,
                               threads=threads)
-        row = {"model": label, "mode": mode, "size": size_label(size), "photo": photo.name,
+        row = {"model": label, "mode": mode_label(mode, tile), "size": size_label(size), "photo": photo.name,
                "held_out": photo.held_out, **{k: "" for k in ("psnr", "ssim", "lpips", "seconds", "peak_mb")}}
         if "error" in result:
             row["psnr"] = result["error"]
@@ -243,118 +246,8 @@ def run_scaling(models: dict[str, Path], photos: list[Photo], sizes: list[tuple[
                    "held_out": photo.held_out, **input_scores(photo, size, task, photo_seed), "seconds": "",
                    "peak_mb": ""}
             _append_row(per_photo, row)
-    summary = summarise(_read_rows(per_photo))
-    write_report(summary, _read_rows(per_photo), out, task=task, photos=photos, skipped=skipped, threads=threads,
-                 tile=tile, overlap=overlap, command=command)
-    return summary
-
-
-def summarise(rows: list[dict]) -> list[dict]:
-    """Means over photos per (model, mode, size); a case that failed anywhere reports its error."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["mode"], r["size"]), []).append(r)
-    out = []
-    for (model, mode, size), group in groups.items():
-        errors = [r["psnr"] for r in group if r["seconds"] == "" and r["mode"] != "input"]
-        if errors:
-            out.append({"model": model, "mode": mode, "size": size, "psnr": errors[0], "ssim": "", "lpips": "",
-                        "seconds": "", "peak_mb": "", "photos": len(group)})
-            continue
-        out.append({"model": model, "mode": mode, "size": size, "photos": len(group),
-                    **{k: _mean([r[k] for r in group]) for k in ("psnr", "ssim", "lpips", "seconds", "peak_mb")}})
-        if mode == "input":
-            out[-1].update(seconds="", peak_mb="")
-    return sorted(out, key=lambda r: (r["model"], r["mode"], [int(v) for v in r["size"].split("x")]))
-
-
-def _fmt(value, spec: str) -> str:
-    return format(value, spec) if isinstance(value, float) and not math.isnan(value) else str(value or "-")
-
-
-def write_report(summary: list[dict], rows: list[dict], out: Path, *, task: dict, photos: list[Photo],
-                 skipped: dict, threads: int, tile: int, overlap: int, command: str) -> None:
-    """scaling.csv (the issue's columns), scaling.md and scaling.png."""
-    import torch
-
-    with atomic_path(out / "scaling.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for r in summary:
-            writer.writerow([r["model"], r["mode"], r["size"]] + [_fmt(r[k], ".6g") for k in COLUMNS[3:]])
-    seen = sorted({r["photo"] for r in rows if r["held_out"] in ("False", False)})
-    used = {}
-    for r in rows:
-        used.setdefault(r["size"], set()).add(r["photo"])
-    lines = [
-        f"# Whole against tiled at high resolution: `{task['name']}` {task.get('params') or ''}".rstrip(),
-        "",
-        "Each photo is centre-cropped to the size, degraded once with a fixed seed (the same pixels for every "
-        f"model and mode) and restored whole (one forward pass) or in {tile}-px tiles overlapping by {overlap} px, "
-        f"each in a fresh process with {threads} torch thread(s). Seconds: the restoration's wall time after a "
-        "64-px warm-up; peak MB: the process's resident-memory high-water mark during the restoration (the "
-        "model, the degraded image and the idle interpreter included). Scores on the whole image; means "
-        "over the photos of each size.",
-        "",
-        "| model | mode | size | photos | PSNR (dB) | SSIM | LPIPS | seconds | peak MB |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in summary:
-        lines.append(f"| {r['model']} | {r['mode']} | {r['size']} | {r['photos']} | {_fmt(r['psnr'], '.2f')} "
-                     f"| {_fmt(r['ssim'], '.4f')} | {_fmt(r['lpips'], '.4f')} | {_fmt(r['seconds'], '.1f')} "
-                     f"| {_fmt(r['peak_mb'], '.0f')} |")
-    lines += ["", "Photos per size: " + "; ".join(f"{s}: {', '.join(sorted(p))}" for s, p in sorted(used.items()))]
-    if seen:
-        lines += ["", f"Not held out: {', '.join(seen)} (a training photo, seen in training at a lower resolution; "
-                  "used only where no held-out photo is large enough)."]
-    if skipped:
-        lines += ["", "Too small for a size (skipped): " + "; ".join(f"{s}: {', '.join(p)}" for s, p in skipped.items())]
-    lines += ["", "What it shows: TODO", "",
-              f"Produced by `{command}` on {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Per-photo rows: `scaling_per_photo.csv`."]
-    report = out / "scaling.md"
-    if report.is_file() and "What it shows: TODO" not in report.read_text():
-        report = out / "scaling_latest.md"  # never overwrite a report someone has written the reading of
-    write_text_atomic(report, "\n".join(lines) + "\n")
-    plot(summary, out / "scaling.png")
-
-
-def plot(summary: list[dict], path: Path) -> None:
-    """PSNR, the whole image's gain over tiles, seconds and peak MB against megapixels, per model and mode."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.5))
-    series: dict[tuple, list] = {}
-    for r in summary:
-        if isinstance(r["seconds"], float):
-            w, h = (int(v) for v in r["size"].split("x"))
-            series.setdefault((r["model"], r["mode"]), []).append((w * h / 1e6, r))
-    for (model, mode), points in series.items():
-        points.sort(key=lambda p: p[0])
-        xs = [p[0] for p in points]
-        for ax, key in zip((axes[0], axes[2], axes[3]), ("psnr", "seconds", "peak_mb")):
-            ax.plot(xs, [p[1][key] for p in points], marker="o", linestyle="-" if mode == "whole" else "--",
-                    label=f"{model} {mode}")
-    for model in sorted({m for m, _ in series}):
-        tiled = {r["size"]: r["psnr"] for _, r in series.get((model, "tiled"), [])}
-        gains = sorted((mp, r["psnr"] - tiled[r["size"]]) for mp, r in series.get((model, "whole"), [])
-                       if r["size"] in tiled)
-        axes[1].plot([g[0] for g in gains], [g[1] for g in gains], marker="o", label=model)
-    axes[1].axhline(0, color="grey", linewidth=0.8)
-    labels = ("PSNR (dB)", "PSNR whole minus tiled (dB)", "seconds", "peak resident memory (MB)")
-    for ax, label in zip(axes, labels):
-        ax.set_xlabel("megapixels")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-    fig.suptitle("whole against tiled restoration as the image grows")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    return write_report(_read_rows(per_photo), out, task=task, skipped=skipped, threads=threads, tiles=tiles,
+                        overlap=overlap, command=command)
 
 
 if __name__ == "__main__":  # the child process of measure_case
