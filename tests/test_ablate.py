@@ -129,6 +129,26 @@ def test_rerun_neither_retrains_nor_rescores_and_a_stopped_variant_resumes(tmp_p
     assert next(iter(caches)).stat().st_mtime == 0
 
 
+def test_a_run_whose_time_budget_is_spent_is_not_set_up_again(tmp_path, photos, monkeypatch):
+    import serpentir.train as training
+    from serpentir_lab.ablate.runner import train_variant
+
+    study = load_study(write_study(tmp_path, photos, {"a": ["time_budget_min=0.0005", "steps=50"]}))
+    variant = study.variants[0]
+    run = study.run_dir(variant, tmp_path / "runs")
+    train_variant(variant, run, progress=False)  # 0.03 s of stepping: spent after a step or two, long before step 50
+    step = read_metadata(run / "checkpoints" / "last.safetensors")["step"]
+    assert 1 <= step < 50
+
+    calls = []
+    monkeypatch.setattr(training, "train", lambda config, **kw: calls.append(config))
+    train_variant(load_study(study.path).variants[0], run, progress=False)
+    assert calls == []  # a spent budget: nothing built, nothing loaded
+    more = load_study(write_study(tmp_path, photos, {"a": ["time_budget_min=5", "steps=50"]})).variants[0]
+    train_variant(more, run, progress=False)
+    assert len(calls) == 1  # a larger budget goes on training
+
+
 def test_identical_variants_share_one_run_folder(tmp_path, photos):
     # log_every changes how a run reports, not what it learns: the same run folder
     study = load_study(write_study(tmp_path, photos, {"x": [], "y": ["log_every=5"], "z": ["optim.lr=2e-3"]}))

@@ -32,12 +32,23 @@ def finished_step(run_dir: Path) -> int:
     return int(read_metadata(checkpoint)["step"]) if checkpoint.is_file() else 0
 
 
+def budget_spent(run_dir: Path, budget_min: float | None) -> bool:
+    """Whether a run with a time budget has already stepped for all of it (the seconds its checkpoint keeps)."""
+    from serpentir.checkpoint.format import load_train_state
+
+    checkpoint = last_checkpoint(run_dir)
+    if budget_min is None or not checkpoint.is_file():
+        return False
+    return float(load_train_state(checkpoint).get("train_seconds", 0.0)) >= 60 * budget_min
+
+
 def train_variant(variant: Variant, run_dir: Path, *, progress: bool = True) -> None:
-    """Train until the config's step count, resuming exactly from the run's last checkpoint."""
+    """Train until the config's step count or time budget, resuming exactly from the run's last checkpoint;
+    a finished run is left alone (no data loaded, no model built)."""
     from serpentir.train import train
 
     done = finished_step(run_dir)
-    if done >= variant.config.steps:
+    if done >= variant.config.steps or budget_spent(run_dir, variant.config.time_budget_min):
         return
     config = variant.config
     config.out_dir, config.resume, config.progress = str(run_dir), done > 0, progress
