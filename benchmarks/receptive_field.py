@@ -56,7 +56,8 @@ def measure(models: list[str], photos: list[Path], size: int, far: int) -> list[
             start = time.perf_counter()
             centre = (size // 2, size // 2)
             image = task.degrade(centre_crop(photo, size), i)  # the input the model is for (seed i)
-            profile = radial_profile(response_map(model, image, centre), centre, far=far)
+            colours = image.shape[0] - task.extra_channels  # an inpainting mask is not bumped
+            profile = radial_profile(response_map(model, image, centre, channels=colours), centre, far=far)
             rows.append({"model": name, "photo": photo.stem, "size": size, "profile": profile,
                          "seconds": time.perf_counter() - start})
             print(f"{name} {photo.stem}: r50 {profile.radius_at_share[0.5]}, r90 {profile.radius_at_share[0.9]}, "
@@ -81,7 +82,8 @@ def write_outputs(rows: list[dict], out: Path, command: str, far: int) -> None:
     models = list(dict.fromkeys(r["model"] for r in rows))
     md = ["# How far one pixel's change travels", "", f"Command: `{command}`", "",
           "Per model, the centre crop of each photo is degraded by the model's own task (photo i with seed i), "
-          "its centre pixel is perturbed (all channels, eps 1e-4, float64) and the whole output's change is "
+          "its centre pixel is perturbed (its colour channels, not a task's extra inputs such as an inpainting mask; "
+          "eps 1e-4, float64) and the whole output's change is "
           "measured (`serpentir_lab/receptive_field.py`). "
           "rX: the smallest radius (pixels) holding X% of the summed |change|; medians over photos, "
           "with the range.", "",

@@ -32,17 +32,20 @@ class ResponseProfile:
     far: int
 
 
-def response_map(model: nn.Module, image: Tensor, pixel: tuple[int, int], eps: float = 1e-4) -> Tensor:
+def response_map(model: nn.Module, image: Tensor, pixel: tuple[int, int], eps: float = 1e-4,
+                 channels: int | None = None) -> Tensor:
     """(H, W): sum over channels of |model(image + eps e_p) - model(image)| / eps, in float64.
 
-    image: (C, H, W) in [0, 1]; the model is copied to float64 (the caller's is left as it is)."""
+    image: (C, H, W) in [0, 1]; the model is copied to float64 (the caller's is left as it is). Only the
+    first `channels` input channels are bumped (all when None): a photo's colours, not a task's extra
+    inputs such as an inpainting mask, whose bump would ask another question."""
     row, col = pixel
     if not (0 <= row < image.shape[-2] and 0 <= col < image.shape[-1]):
         raise ValueError(f"pixel {pixel} is outside the {tuple(image.shape[-2:])} image")
     probe = copy.deepcopy(model).double().eval()
     x = image.detach().double()[None]
     bumped = x.clone()
-    bumped[0, :, row, col] += eps
+    bumped[0, :channels, row, col] += eps
     with torch.no_grad():
         change = probe(bumped) - probe(x)
     return change[0].abs().sum(0) / eps

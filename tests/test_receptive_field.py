@@ -36,3 +36,15 @@ def test_the_scan_carries_one_pixel_to_the_far_corner():
     profile = radial_profile(response, (1, 1), far=8)
     assert profile.far_share > 0 and profile.distances[-1] == round((30 ** 2 + 30 ** 2) ** 0.5)
     assert profile.radius_at_share[0.5] <= profile.radius_at_share[0.9] <= profile.radius_at_share[0.99]
+
+
+def test_only_the_colour_channels_are_bumped_when_told():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 3, 3, padding=1, bias=False)  # a fourth input channel, as an inpainting mask
+    image = torch.rand(4, 12, 12)
+    p = (5, 6)
+    w = conv.weight.detach().double()
+    for channels, used in ((None, 4), (3, 3)):
+        response = response_map(conv, image, p, channels=channels)
+        expected = w[:, :used, 1, 1].sum(1).abs().sum()  # the centre tap of the bumped input channels
+        assert abs(float(response[p]) - float(expected)) < 1e-8
