@@ -24,18 +24,20 @@ from PIL import Image
 
 from serpentir.atomic_write import write_text_atomic
 from serpentir.checkpoint import load_checkpoint
+from serpentir.errors import UserError
 from serpentir.image_io import list_images
 from serpentir.infer.catalogue import bundled_tasks, bundled_weights
+from serpentir.train import checkpoint_of
 from serpentir_lab.receptive_field import SHARES, radial_profile, response_map
 from serpentir_lab.scaling.run import centre_crop as scaling_crop
 
 
-def checkpoint_of(name: str) -> tuple[str, Path]:
-    """(label, checkpoint) for a bundled task name, LABEL=PATH, or a bare checkpoint path."""
+def labelled_checkpoint(name: str) -> tuple[str, Path]:
+    """(label, checkpoint) for a bundled task name, LABEL=PATH, or a bare path (a checkpoint or a run folder)."""
     if name in bundled_tasks():
         return f"{name} (bundled)", bundled_weights(name)
     label, _, path = name.rpartition("=")
-    return (label or path), Path(path)
+    return (label or path), checkpoint_of(path)
 
 
 def centre_crop(path: Path, size: int) -> torch.Tensor:
@@ -50,7 +52,7 @@ def centre_crop(path: Path, size: int) -> torch.Tensor:
 def measure(models: list[str], photos: list[Path], size: int, far: int) -> list[dict]:
     rows = []
     for spec in models:
-        name, path = checkpoint_of(spec)
+        name, path = labelled_checkpoint(spec)
         model, task, _ = load_checkpoint(path)
         for i, photo in enumerate(photos):
             start = time.perf_counter()
@@ -126,7 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     photos = list_images(source) if source.is_dir() else [source]
     photos = photos[: args.max_photos] if args.max_photos else photos
     command = shlex.join(["python", "benchmarks/receptive_field.py"] + (argv if argv is not None else sys.argv[1:]))
-    rows = measure(args.models, photos, args.size, args.far)
+    try:
+        rows = measure(args.models, photos, args.size, args.far)
+    except UserError as e:
+        raise SystemExit(f"receptive_field: error: {e}") from None
     write_outputs(rows, Path(args.out), command, args.far)
 
 
