@@ -12,7 +12,7 @@ from serpentir import metrics
 from serpentir.checkpoint import build_model, build_task, save_checkpoint
 from serpentir.errors import UserError
 from serpentir.image_io import save_image
-from serpentir_lab.scaling import COLUMNS, GAIN_COLUMNS, run_scaling, held_out_photos, Photo
+from serpentir_lab.scaling import COLUMNS, GAIN_COLUMNS, Photo, held_out_photos, run_scaling
 from serpentir_lab.stats import bootstrap_interval
 
 
@@ -88,7 +88,7 @@ def test_models_of_different_tasks_are_refused(tmp_path):
 
 
 def test_each_tile_size_is_a_mode_and_whole_minus_tiled_is_paired_by_photo(tmp_path):
-    checkpoint, model, task = _checkpoint(tmp_path, "serpent-t", "denoise")
+    checkpoint, _, _ = _checkpoint(tmp_path, "serpent-t", "denoise")
     photos = [_photo(tmp_path, f"p{i}", 72 + 8 * i, 64) for i in range(3)]
     out = tmp_path / "out"
     run_scaling({"serpent": checkpoint}, photos, [(64, 64)], out, tiles=(24, 40), overlap=4, progress=False)

@@ -26,7 +26,7 @@ from pathlib import Path
 from serpentir.errors import UserError
 from serpentir.train import checkpoint_of
 
-from .report import COLUMNS, write_report
+from .report import write_report
 
 PER_PHOTO_COLUMNS = ("model", "mode", "size", "photo", "held_out", "psnr", "ssim", "lpips", "seconds", "peak_mb")
 MODES = ("whole", "tiled")
