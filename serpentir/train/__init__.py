@@ -21,12 +21,11 @@ from .loop import TrainResult, train
 from .learnt import config_fields, flatten_config, learning_digest, learnt_settings, not_learnt_keys
 from .run_folder import (CHECKPOINT_DIR, CONFIG, LAST, TRAIN_LOG, VAL_LOG, checkpoint_of, last_checkpoint,
                          numbered_checkpoint, numbered_checkpoints, run_dir_of)
-from .schedule import lr_at
+from .schedule import lr_at, time_budget_spent
 
 __all__ = [
     "CHECKPOINT_DIR", "CONFIG", "LAST", "TRAIN_LOG", "TrainConfig", "TrainResult", "VAL_LOG", "apply_override",
     "checkpoint_of", "config_fields", "config_from_dict", "config_to_dict", "flatten_config", "last_checkpoint",
     "learning_digest", "learnt_settings", "load_config", "lr_at", "not_learnt_keys", "numbered_checkpoint",
-    "numbered_checkpoints", "run_dir_of", "save_config",
-    "train", "validate_config",
+    "numbered_checkpoints", "run_dir_of", "save_config", "time_budget_spent", "train", "validate_config",
 ]

@@ -33,7 +33,7 @@ from .ema import ModelEMA
 from .rng import capture_rng_state, derive_seed, restore_rng_state
 from .run_folder import CHECKPOINT_DIR, CONFIG, LAST, last_checkpoint, numbered_checkpoint
 from .run_log import RunLog
-from .schedule import lr_at, lr_at_time
+from .schedule import lr_at, lr_at_time, time_budget_spent
 
 
 @dataclass
@@ -313,8 +313,7 @@ class _Run:
         return TrainResult(self.step, self.model, self.ema.module if self.ema else None, val, checkpoint, self.out_dir)
 
     def _budget_spent(self) -> bool:
-        budget = self.config.time_budget_min
-        return budget is not None and self.spent_s >= 60 * budget
+        return time_budget_spent(self.spent_s, self.config.time_budget_min)
 
     def _lr(self) -> float:
         o, budget = self.config.optim, self.config.time_budget_min

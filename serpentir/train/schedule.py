@@ -35,6 +35,11 @@ def lr_at_time(step: int, spent_s: float, budget_s: float, *, base_lr: float, wa
     return _cosine(spent_s / budget_s, base_lr, min_lr)
 
 
+def time_budget_spent(spent_s: float, budget_min: float | None) -> bool:
+    """Whether a run with a time budget of `budget_min` minutes has stepped for all of it (never without one)."""
+    return budget_min is not None and spent_s >= 60 * budget_min
+
+
 def _cosine(progress: float, base_lr: float, min_lr: float) -> float:
     progress = min(1.0, max(0.0, progress))
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -32,14 +32,16 @@ def finished_step(run_dir: Path) -> int:
     return int(read_metadata(checkpoint)["step"]) if checkpoint.is_file() else 0
 
 
-def budget_spent(run_dir: Path, budget_min: float | None) -> bool:
-    """Whether a run with a time budget has already stepped for all of it (the seconds its checkpoint keeps)."""
+def run_budget_spent(run_dir: Path, budget_min: float | None) -> bool:
+    """Whether a run with a time budget has already stepped for all of it (the seconds its checkpoint keeps),
+    by the trainer's own rule (serpentir.train.time_budget_spent)."""
     from serpentir.checkpoint.format import load_train_state
+    from serpentir.train import time_budget_spent
 
     checkpoint = last_checkpoint(run_dir)
     if budget_min is None or not checkpoint.is_file():
         return False
-    return float(load_train_state(checkpoint).get("train_seconds", 0.0)) >= 60 * budget_min
+    return time_budget_spent(float(load_train_state(checkpoint).get("train_seconds", 0.0)), budget_min)
 
 
 def train_variant(variant: Variant, run_dir: Path, *, progress: bool = True) -> None:
@@ -48,7 +50,7 @@ def train_variant(variant: Variant, run_dir: Path, *, progress: bool = True) -> 
     from serpentir.train import train
 
     done = finished_step(run_dir)
-    if done >= variant.config.steps or budget_spent(run_dir, variant.config.time_budget_min):
+    if done >= variant.config.steps or run_budget_spent(run_dir, variant.config.time_budget_min):
         return
     config = variant.config
     config.out_dir, config.resume, config.progress = str(run_dir), done > 0, progress
