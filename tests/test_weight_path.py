@@ -39,3 +39,6 @@ def test_different_networks_and_shares_outside_0_1_are_refused(tmp_path):
         interpolate(a, wide, 0.5)
     with pytest.raises(UserError, match="between 0 and 1"):
         interpolate(a, a, 1.5)
+    with pytest.raises(UserError, match="between 0 and 1"):
+        write_weight_path(a, a, [0.5, 1.5], tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # a bad share is refused before any point is written
