@@ -1,7 +1,7 @@
 """serpentir_lab: the workshop beside the library, for experiments and releases; a user who restores
 images never imports it.
 
-    bench/           the cost benchmark: parameters, FLOPs (scans by formula), peak memory, latency
+    bench/           the cost benchmark: parameters, MACs and FLOPs (scans by formula), peak memory, latency
                      (`serpentir bench`)
     compare.py       trained runs scored on the same held-out photos beside their cost (`serpentir compare`)
     compare_report.py  compare.md / compare.csv / quality_vs_flops.png

@@ -135,6 +135,18 @@ def compare_runs(runs: list[str | Path], *, val_dir: str | Path | None = None, f
                       val_photos=[p.name for p in list_images(val_dir)], notes=notes)
 
 
+def architecture_cost(arch: dict, sizes: tuple[int, ...]) -> tuple[int, dict[int, int], dict[int, int]]:
+    """Parameters, and forward FLOPs and MACs per square size, of a checkpoint's model description
+    ({"name", "kwargs"}), counted now: a pure function of the architecture under the current formula."""
+    kwargs = dict(arch.get("kwargs", {}))
+    in_channels = int(kwargs.pop("in_channels", 3))
+    params, flops, macs = 0, {}, {}
+    for size in sizes:
+        params, count = count_params_and_flops(arch["name"], size, in_channels, kwargs)
+        flops[size], macs[size] = count.flops, count.macs
+    return params, flops, macs
+
+
 def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...] = (256, 512),
                 latency_size: int | None = 512, repeats: int = 3, threads: int | None = None,
                 timeout: float = 900.0, memory: bool = False) -> tuple[CompareRow, list[str]]:
@@ -149,10 +161,7 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
     arch = meta["model"]
     kwargs = dict(arch.get("kwargs", {}))
     in_channels = int(kwargs.pop("in_channels", 3))
-    flops, macs, params = {}, {}, 0
-    for size in flop_sizes:
-        params, count = count_params_and_flops(arch["name"], size, in_channels, kwargs)
-        flops[size], macs[size] = count.flops, count.macs
+    params, flops, macs = architecture_cost(arch, flop_sizes)
     latency: Cell = None
     peak: Cell = None
     if latency_size:

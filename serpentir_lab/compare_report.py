@@ -22,10 +22,8 @@ from serpentir.ops import SCAN_FLOP_FORMULA
 
 from .compare import Comparison, CompareRow
 
-MACS_NOTE = ("matmuls and convolutions: FlopCounterMode's FLOPs / 2; scans: the formula's MACs, scan included "
-             "in both counts; the field's 'FLOPs' are often MACs. GFLOPs = 2 x GMACs for models without "
-             "scans; a scan counts 9 FLOPs (its exponential and additions included) but 3 MACs per state "
-             "element, so a Serpent model's GFLOPs are more than 2 x its GMACs")
+MACS_NOTE = ("matmuls and convolutions: FlopCounterMode's count / 2; scans: the formula's MACs; FLOPs = 2 x MACs "
+             "for every model, scans included, the one rule of every report here; the field's 'FLOPs' are often MACs")
 
 CSV_COLUMNS = ("run", "model", "params", "flops_256", "flops_512", "macs_256", "macs_512", "latency_ms",
                "train_seconds", "step", "psnr", "ssim", "lpips")
@@ -112,9 +110,9 @@ def markdown_text(c: Comparison) -> str:
                          f"{r.params / ref.params:.2f}x the parameters")
     lines += [
         "",
-        "Columns: FLOPs are forward FLOPs for one 3-channel image (matmuls and convolutions by "
-        f"torch's FlopCounterMode, selective scans by the formula `{SCAN_FLOP_FORMULA}`); MACs are "
-        f"multiply-accumulates from the same count ({MACS_NOTE}); latency is the "
+        "Columns: MACs are forward multiply-accumulates for one 3-channel image (matmuls and convolutions by "
+        f"torch's FlopCounterMode, selective scans by the formula `{SCAN_FLOP_FORMULA}`) and FLOPs are twice "
+        f"them ({MACS_NOTE}); latency is the "
         f"median of timed forward passes at batch 1 in a fresh process (torch threads: {c.threads or 'all'}), "
         "after a warm-up; "
         "training time is the logged wall time of the training loop (periodic validation included). "

@@ -128,6 +128,18 @@ def test_rerun_neither_retrains_nor_rescores_and_a_stopped_variant_resumes(tmp_p
     assert {p: p.read_text() for p in caches} == caches
     assert next(iter(caches)).stat().st_mtime == 0
 
+    # the cost is not taken from the cache: a count saved under another formula is counted again
+    for cache in caches:
+        saved = json.loads(cache.read_text())
+        saved["row"]["flops"], saved["row"]["macs"] = {"512": 1}, {"512": 1}
+        cache.write_text(json.dumps(saved))
+    run_study(load_study(path), tmp_path / "out", latency_size=None, progress=False)
+    rows = {r[0]: dict(zip(CSV_COLUMNS, r)) for r in read_rows(tmp_path / "out" / "ablations.csv")[1:]}
+    counted = count_flops(create_model("serpent-t", embed_dim=8, d_state=4), (1, 3, 512, 512))
+    assert float(rows["b"]["gmacs_512"]) == pytest.approx(counted.macs / 1e9, rel=1e-5)
+    assert float(rows["b"]["gflops_512"]) == pytest.approx(2 * counted.macs / 1e9, rel=1e-5)
+    assert {p: p.stat().st_mtime_ns for p in logs} == logs  # and nothing was trained
+
 
 def test_a_run_whose_time_budget_is_spent_is_not_set_up_again(tmp_path, photos, monkeypatch):
     import serpentir.train as training

@@ -112,6 +112,22 @@ def test_cost_grows_linearly_with_pixels():
     assert abs(c1024.macs / (4 * c512.macs) - 1) < 0.05
 
 
+def test_one_cost_rule_flops_are_twice_the_macs_and_the_scan_is_counted_by_hand():
+    """The field's convention everywhere: FLOPs = 2 x MACs, for the scan as for matmuls and convolutions."""
+    from serpentir.ops import record_scan_cost, selective_scan
+
+    b, d, L, n = 2, 5, 7, 3
+    u, delta, z = torch.rand(b, d, L), torch.rand(b, d, L), torch.rand(b, d, L)
+    with record_scan_cost() as rec:
+        selective_scan(u, delta, -torch.rand(d, n), torch.rand(b, n, L), torch.rand(b, n, L), D=torch.rand(d), z=z)
+    # per (batch, channel, position): 3 MACs per state element (decay times state plus input, delta_u times B,
+    # C times state), one for D*u and one for the gate
+    assert (rec.calls, rec.macs, rec.flops) == (1, b * d * L * (3 * n + 2), 2 * b * d * L * (3 * n + 2))
+    for name in ("serpent-t", "nafnet-t", "swinir-t"):
+        count = count_flops(serpentir.create_model(name), (1, 3, 64, 64))
+        assert count.flops == 2 * count.macs and count.flops == count.matmul_flops + 2 * count.scan_macs
+
+
 def test_training_works_after_inference_mode_in_the_same_process():
     """Cached scan orders made under inference_mode must not poison a later training step: its loss and
     gradients equal those of a twin model that never ran under inference_mode (the scan users get)."""

@@ -1,8 +1,9 @@
-"""FLOP formula of the selective scan, and a recorder that counts scans FlopCounterMode cannot see.
+"""MAC formula of the selective scan, and a recorder that counts scans FlopCounterMode cannot see.
 
 torch's FlopCounterMode counts matmuls and convolutions but no element-wise work, and a selective
-scan is nearly all element-wise work. So each scan reports its cost by formula to the active
-recorder, and cost reports add the two counts and say which formula was used.
+scan is nearly all element-wise work. So each scan reports its multiply-accumulates by formula to the
+active recorder, and cost reports add the two counts. One rule everywhere: MACs are counted, and
+FLOPs = 2 x MACs, for the scan as for every matmul and convolution (the field quotes MACs as "FLOPs").
 """
 
 from __future__ import annotations
@@ -12,23 +13,11 @@ import threading
 from dataclasses import dataclass, field
 
 SCAN_FLOP_FORMULA = (
-    "scan FLOPs = 9*b*d*L*N (exp(delta*A), delta*u*B, a*h+x, C.h per state element; an exp counts "
-    "as one FLOP, as in mamba_ssm's flop_selective_scan_fn) + 2*b*d*L for D*u + 5*b*d*L for silu(z) "
-    "gating + 2*b*d*L*R for step sizes formed inside the 2-D scan from rank-R features (Mamba's dt "
-    "projection, a matmul elsewhere); scan MACs = 3*b*d*L*N (a*h+x, delta_u*B, C.h) + b*d*L for D*u + "
-    "b*d*L for the gate + b*d*L*R for the step sizes"
+    "scan MACs = 3*b*d*L*N (a*h+x, delta_u*B, C.h per state element; the exp of delta*A, like every "
+    "element-wise operation outside a matmul, is not a MAC) + b*d*L for D*u + b*d*L for the silu(z) gate "
+    "+ b*d*L*R for step sizes formed inside the 2-D scan from rank-R features (Mamba's dt projection, a "
+    "matmul elsewhere); FLOPs = 2 x MACs, the same rule as FlopCounterMode's for matmuls and convolutions"
 )
-
-
-def scan_flops(batch: int, dim: int, length: int, state: int, with_D: bool = True, with_z: bool = False,
-               dt_rank: int = 0) -> int:
-    """Floating-point operations of one forward selective scan (the formula in SCAN_FLOP_FORMULA)."""
-    n = 9 * batch * dim * length * state + 2 * batch * dim * length * dt_rank
-    if with_D:
-        n += 2 * batch * dim * length
-    if with_z:
-        n += 5 * batch * dim * length
-    return n
 
 
 def scan_macs(batch: int, dim: int, length: int, state: int, with_D: bool = True, with_z: bool = False,
@@ -40,6 +29,12 @@ def scan_macs(batch: int, dim: int, length: int, state: int, with_D: bool = True
     if with_z:
         n += batch * dim * length
     return n
+
+
+def scan_flops(batch: int, dim: int, length: int, state: int, with_D: bool = True, with_z: bool = False,
+               dt_rank: int = 0) -> int:
+    """Floating-point operations of one forward selective scan: 2 x its MACs, as for every layer."""
+    return 2 * scan_macs(batch, dim, length, state, with_D, with_z, dt_rank)
 
 
 @dataclass

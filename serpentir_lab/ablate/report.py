@@ -135,8 +135,8 @@ def markdown_text(study: Study, results: list[VariantResult], references: dict, 
     notes += [n for r in results for n in r.notes]
     lines += [
         "",
-        "GMACs: forward multiply-accumulates of one 3-channel 512x512 image; GFLOPs: forward floating-point "
-        f"operations of the same image, by the same counter as `serpentir bench` ({MACS_NOTE}). Latency: median "
+        "GMACs: forward multiply-accumulates of one 3-channel 512x512 image, by the same counter as "
+        f"`serpentir bench`; GFLOPs = 2 x GMACs ({MACS_NOTE}). Latency: median "
         "forward time at "
         f"batch 1 in a fresh process ({threads or 'all'} torch threads); peak MB: the memory one inference "
         "adds to that process (resident-set high-water mark); training: logged wall time of the "

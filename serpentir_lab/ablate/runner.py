@@ -17,7 +17,7 @@ from serpentir.checkpoint import read_metadata
 from serpentir.errors import UserError
 from serpentir.train import last_checkpoint
 
-from ..compare import CompareRow, measure_run, protocol_differences
+from ..compare import CompareRow, architecture_cost, measure_run, protocol_differences
 from .report import write_report
 from .result import KNOBS, VariantResult
 from .study import Study, Variant
@@ -87,8 +87,9 @@ def score_variant(name: str, run_dir: Path, items, cache_key: dict, *, latency_s
         try:
             saved = json.loads(cache.read_text())
             if saved.get("key") == key and saved["row"]["per_photo"]:
-                row = CompareRow(**{**saved["row"], "flops": {int(k): v for k, v in saved["row"]["flops"].items()},
-                                    "macs": {int(k): v for k, v in saved["row"]["macs"].items()}})
+                # scores come from the cache; the cost is counted again, so a formula change reaches old runs
+                params, flops, macs = architecture_cost(read_metadata(checkpoint)["model"], (512,))
+                row = CompareRow(**{**saved["row"], "params": params, "flops": flops, "macs": macs})
                 return VariantResult(name, saved["model"], saved["knobs"], row, run_dir, saved.get("notes", []))
         except (ValueError, KeyError, TypeError):
             pass  # an unreadable or older cache (no per-photo scores, no MACs) is measured again

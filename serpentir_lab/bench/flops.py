@@ -1,4 +1,4 @@
-"""Honest FLOP and MAC counts: FlopCounterMode for matmuls and convolutions, a formula for scans."""
+"""Honest MAC counts (FLOPs = 2 x MACs): FlopCounterMode for matmuls and convolutions, a formula for scans."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from serpentir.ops import record_scan_cost
 
 @dataclass(frozen=True)
 class FlopCount:
-    """Forward cost of one input. flops = matmul/conv FLOPs (2 per MAC) + scan FLOPs by formula."""
+    """Forward cost of one input: MACs of matmuls/convolutions (FlopCounterMode) and scans (formula); flops = 2 x macs."""
 
     flops: int
     macs: int
@@ -41,6 +41,6 @@ def count_flops(model: nn.Module, shape: tuple[int, ...]) -> FlopCount:
         meta_model(x)
     matmul = counter.get_total_flops()
     return FlopCount(
-        flops=matmul + scans.flops, macs=matmul // 2 + scans.macs, matmul_flops=matmul,
+        flops=matmul + 2 * scans.macs, macs=matmul // 2 + scans.macs, matmul_flops=matmul,
         scan_flops=scans.flops, scan_macs=scans.macs, scan_formula=scans.formula,
     )

@@ -125,6 +125,15 @@ def _scan_backend(device: str) -> str:
         return "auto"
 
 
+def count_footnote(scan_formulas: list[str]) -> str:
+    """Footnote 1 of bench.md: the one counting rule, and the scan formulas the counts used."""
+    return ("¹ Forward pass, one rule for every model: MACs (multiply-accumulates) are counted and FLOPs = 2 x MACs. "
+            "Matmul, convolution and attention MACs are torch's FlopCounterMode count / 2 on the meta device; "
+            "selective-scan MACs, which FlopCounterMode cannot see, are added by formula: "
+            + "; ".join(f"`{f}`" for f in scan_formulas) + ". "
+            "Element-wise work outside the scan (norms, activations, softmax) is not counted, for any model.")
+
+
 def markdown_text(rows: list[CostRow], settings: BenchSettings, reference: str) -> str:
     """bench.md: the table, what each number means, ratios against the reference, slopes, failures."""
     scan_formulas = sorted({r.scan_formula for r in rows if r.scan_flops}) or [SCAN_FLOP_FORMULA]
@@ -148,10 +157,7 @@ def markdown_text(rows: list[CostRow], settings: BenchSettings, reference: str) 
                      f"{_fmt(r.infer_peak_mb)} | {_fmt(r.train_peak_mb)} | {lat} |")
     lines += [
         "",
-        "¹ Forward pass. Matmul, convolution and attention FLOPs are counted by torch's FlopCounterMode "
-        "(2 FLOPs per MAC) on the meta device; selective-scan FLOPs, which FlopCounterMode cannot see, are "
-        "added by formula: " + "; ".join(f"`{f}`" for f in scan_formulas) + ". "
-        "Element-wise work outside the scan (norms, activations, softmax) is not counted, for any model.",
+        count_footnote(scan_formulas),
         "",
         "² Peak memory growth of one step above the idle process (model and input already loaded), each step "
         "in its own process: " + ("VmHWM minus VmRSS before the step (peak resident set)" if settings.device == "cpu"
