@@ -34,7 +34,7 @@ def test_there_are_the_three_studies_and_the_sweep():
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
 def test_study_keeps_the_protocol(path):
     header = path.read_text().split("\nstudy:")[0]
-    assert re.search(r"Cost: about [\d.]+ thread-hours", header)
+    assert re.search(r"Cost: about [\d.]+ thread-hours?", header)
     study = load_study(path)
     arms = defaultdict(set)
     for v in study.variants:
@@ -42,6 +42,7 @@ def test_study_keeps_the_protocol(path):
         if v.config.model.name in ("nafnet-t", "unet-t", "swinir-t", "restormer-t"):
             assert v.config.model.kwargs.get("head_init") == "identity"  # equal starts
     assert len({v.config.steps for v in study.variants}) == 1  # the same budget for every variant
+    assert len({v.config.time_budget_min for v in study.variants}) == 1  # and the same minutes, where minutes bound it
     if path.stem.startswith("lr_sweep"):
         assert study.test_dir.name == "val" and len(arms) >= 2  # tuned on validation photos, never the test ones
         rates = defaultdict(set)
