@@ -161,6 +161,22 @@ def test_a_run_whose_time_budget_is_spent_is_not_set_up_again(tmp_path, photos, 
     assert len(calls) == 1  # a larger budget goes on training
 
 
+def test_a_time_budget_study_reports_its_minutes_and_each_variants_steps(tmp_path, photos):
+    path = write_study(tmp_path, photos, {"a": ["optim.warmup_steps=1"], "b": ["optim.warmup_steps=2"]},
+                       set=["time_budget_min=0.0005", "steps=50"])
+    study = load_study(path)
+    run_study(study, tmp_path / "out", latency_size=None, progress=False)
+    md = (tmp_path / "out" / "ablations.md").read_text()
+    assert "0.0005 minutes of stepping by the trainer's own clock (at most 50 steps" in md
+    assert "each variant's own warm-up" in md and "50 steps, " not in md
+    rows = {r[0]: dict(zip(CSV_COLUMNS, r)) for r in read_rows(tmp_path / "out" / "ablations.csv")[1:]}
+    for variant in study.variants:
+        name = variant.name
+        step = read_metadata(study.run_dir(variant, tmp_path / "out" / "runs") / "checkpoints" / "last.safetensors")["step"]
+        assert 1 <= step < 50 and int(rows[name]["steps"]) == step
+        assert f"| {name} | serpent-t |" in md and f"| {step} |" in md
+
+
 def test_identical_variants_share_one_run_folder(tmp_path, photos):
     # log_every changes how a run reports, not what it learns: the same run folder
     study = load_study(write_study(tmp_path, photos, {"x": [], "y": ["log_every=5"], "z": ["optim.lr=2e-3"]}))

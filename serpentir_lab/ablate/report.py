@@ -26,7 +26,7 @@ from .result import KNOBS, VariantResult
 from .study import Study
 
 CSV_COLUMNS = ("variant", "directions", "order", "patch_size", "d_state", "params", "gflops_512", "gmacs_512",
-               "latency_512_ms", "train_minutes", "psnr", "ssim", "lpips")
+               "latency_512_ms", "train_minutes", "steps", "psnr", "ssim", "lpips")
 
 
 def _number(value) -> float | None:
@@ -55,10 +55,11 @@ def csv_text(results: list[VariantResult], references: dict, classical: str) -> 
         writer.writerow([r.variant, format_cell(k.get("directions")), format_cell(k.get("order")), format_cell(k.get("patch_size")),
                          format_cell(k.get("d_state")), r.row.params, format_cell(_gflops(r)), format_cell(_gmacs(r)),
                          format_cell(_number(r.row.latency_ms)),
-                         format_cell(_minutes(r)), format_cell(r.row.psnr), format_cell(r.row.ssim), format_cell(r.row.lpips)])
+                         format_cell(_minutes(r)), r.row.step, format_cell(r.row.psnr), format_cell(r.row.ssim),
+                         format_cell(r.row.lpips)])
     for label, s in references.items():
         name = "degraded input" if label == "input" else classical
-        writer.writerow([name] + [""] * 9 + [format_cell(s["psnr"]), format_cell(s["ssim"]), format_cell(s["lpips"])])
+        writer.writerow([name] + [""] * 10 + [format_cell(s["psnr"]), format_cell(s["ssim"]), format_cell(s["lpips"])])
     return buffer.getvalue()
 
 
@@ -97,10 +98,14 @@ def markdown_text(study: Study, results: list[VariantResult], references: dict, 
     own = {o.split("=")[0] for v in study.variants for o in v.overrides}
     seed = "each variant's own seed" if "seed" in own else f"seed {c.seed}"
     lr = "each variant's own lr" if "optim.lr" in own else f"lr {c.optim.lr:g}"
+    warmup = "each variant's own warm-up" if "optim.warmup_steps" in own else f"warm-up {c.optim.warmup_steps}"
+    length = (f"{c.time_budget_min:g} minutes of stepping by the trainer's own clock (at most {c.steps} steps; "
+              "each variant's steps in the last table)" if c.time_budget_min else f"{c.steps} steps")
     lines += [
         f"Protocol shared by every variant: task `{c.task.name}`{params}, training photos "
-        f"`{train_photos}`, {c.data.crop_size}-px crops, batch {c.data.batch_size}, {c.steps} steps, {seed}, "
-        f"AdamW {lr} (warm-up {c.optim.warmup_steps}, cosine to {c.optim.min_lr:g}), "
+        f"`{train_photos}`, {c.data.crop_size}-px crops, batch {c.data.batch_size}, {length}, {seed}, "
+        f"AdamW {lr} ({warmup}, cosine to {c.optim.min_lr:g}"
+        f"{' over the share of the budget spent' if c.time_budget_min else ''}), "
         f"{c.optim.loss} loss, EMA {c.ema_decay}. {_scored(study, photos)}. {_tuning(references, classical, tuned_on)}",
         "",
     ]
@@ -111,9 +116,9 @@ def markdown_text(study: Study, results: list[VariantResult], references: dict, 
         "",
         "| variant | model | overrides | directions | order | patch | d_state | width | params | GFLOPs 512 | GMACs 512 "
         + (f"| latency {latency_size} (ms) | peak MB {latency_size} " if latency_size else "| latency (not measured) | peak MB (not measured) ")
-        + "| training (min) | PSNR (dB) | SSIM "
+        + "| training (min) | steps | PSNR (dB) | SSIM "
         "| LPIPS |",
-        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     overrides = {v.name: v.overrides for v in study.variants}
     for r in results:
@@ -125,11 +130,11 @@ def markdown_text(study: Study, results: list[VariantResult], references: dict, 
             f"| {r.row.params / 1e6:.3f}M | {_fmt(_gflops(r), '.2f')} | {_fmt(_gmacs(r), '.2f')} "
             f"| {_fmt(r.row.latency_ms, '.0f')} "
             f"| {_fmt(r.row.infer_peak_mb, '.0f')} "
-            f"| {_fmt(_minutes(r), '.1f')} | {_fmt(r.row.psnr, '.2f')} | {_fmt(r.row.ssim, '.4f')} "
+            f"| {_fmt(_minutes(r), '.1f')} | {r.row.step} | {_fmt(r.row.psnr, '.2f')} | {_fmt(r.row.ssim, '.4f')} "
             f"| {_fmt(r.row.lpips, '.4f')} |")
     for label, s in references.items():
         name = "degraded input" if label == "input" else classical
-        lines.append(f"| {name} | | | | | | | | | | | | | | {_fmt(s['psnr'], '.2f')} | {_fmt(s['ssim'], '.4f')} "
+        lines.append(f"| {name} | | | | | | | | | | | | | | | {_fmt(s['psnr'], '.2f')} | {_fmt(s['ssim'], '.4f')} "
                      f"| {_fmt(s['lpips'], '.4f')} |")
     notes = list(study.notes)
     notes += [f"training settings that differ beyond the variants' own overrides: {d}" for d in differences]
