@@ -26,18 +26,9 @@ from serpentir.atomic_write import write_text_atomic
 from serpentir.checkpoint import load_checkpoint
 from serpentir.errors import UserError
 from serpentir.image_io import list_images
-from serpentir.infer.catalogue import bundled_tasks, bundled_weights
-from serpentir.train import checkpoint_of
+from serpentir_lab.model_spec import labelled_checkpoint
 from serpentir_lab.receptive_field import SHARES, radial_profile, response_map
 from serpentir_lab.scaling.run import centre_crop as scaling_crop
-
-
-def labelled_checkpoint(name: str) -> tuple[str, Path]:
-    """(label, checkpoint) for a bundled task name, LABEL=PATH, or a bare path (a checkpoint or a run folder)."""
-    if name in bundled_tasks():
-        return f"{name} (bundled)", bundled_weights(name)
-    label, _, path = name.rpartition("=")
-    return (label or path), checkpoint_of(path)
 
 
 def centre_crop(path: Path, size: int) -> torch.Tensor:

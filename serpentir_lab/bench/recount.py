@@ -19,7 +19,7 @@ from serpentir.errors import UserError
 from serpentir.ops import SCAN_FLOP_FORMULA
 
 from .cost import Cell, CostRow, count_params_and_flops
-from .report import CSV_COLUMNS, _csv_cell, _fmt, _fmt_slope, count_footnote, loglog_slope
+from .report import CSV_COLUMNS, _fmt, _fmt_slope, count_footnote, loglog_slope
 
 RECOUNT_MARK = "Counts (params, GFLOPs, GMACs and their ratios) recounted"
 

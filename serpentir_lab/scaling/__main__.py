@@ -19,6 +19,7 @@ from pathlib import Path
 
 from serpentir.errors import UserError
 
+from ..model_spec import labelled_checkpoint
 from .run import DEFAULT_SIZES, MODES, held_out_photos, parse_size, photo_of, run_scaling
 
 
@@ -26,7 +27,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m serpentir_lab.scaling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, metavar="LABEL=RUN",
-                        help="a trained run folder or checkpoint, with the label it gets in the report (repeatable)")
+                        help="a trained run folder or checkpoint with the label it gets in the report, a bare path, "
+                             "or a bundled task name (repeatable)")
     parser.add_argument("--manifest", type=Path, required=True, help="a corpus folder (serpentir corpus build)")
     parser.add_argument("--split", action="append", choices=("val", "test"), default=None,
                         help="the corpus' held-out split(s) to restore (repeatable; default: val)")
@@ -40,12 +42,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     try:
-        models = {}
-        for item in args.model:
-            label, sep, path = item.partition("=")
-            if not sep or not label or not path:
-                raise UserError(f"bad --model {item!r}: expected LABEL=RUN_FOLDER_OR_CHECKPOINT")
-            models[label] = Path(path)
+        models = dict(labelled_checkpoint(item) for item in args.model)
         modes = tuple(m for m in args.modes.split(",") if m)
         if not set(modes) <= set(MODES):
             raise UserError(f"--modes: choose from {', '.join(MODES)}")
