@@ -33,8 +33,8 @@ def _cell(text: str) -> Cell:
         return text  # a status: OOM, timeout, error
 
 
-def read_rows(folder: Path) -> list[CostRow]:
-    """bench.csv back into rows: counts as integers, measurements as numbers or status words."""
+def read_records(folder: Path) -> list[dict[str, str]]:
+    """bench.csv's rows as the text it holds, refused unless it is one."""
     path = folder / "bench.csv"
     if not path.is_file():
         raise UserError(f"{folder}: no bench.csv, not a `serpentir bench` report")
@@ -42,6 +42,11 @@ def read_rows(folder: Path) -> list[CostRow]:
         records = list(csv.DictReader(f))
     if not records or set(CSV_COLUMNS) - set(records[0]):
         raise UserError(f"{path}: not a bench.csv (columns {', '.join(CSV_COLUMNS)} expected)")
+    return records
+
+
+def rows_of(records: list[dict[str, str]]) -> list[CostRow]:
+    """bench.csv's rows as CostRows: counts as integers, measurements as numbers or status words."""
     return [CostRow(r["model"], int(r["size"]), int(r["params"]), int(r["flops"]), int(r["macs"]),
                     infer_peak_mb=_cell(r["infer_peak_mb"]), train_peak_mb=_cell(r["train_peak_mb"]),
                     latency_ms=_cell(r["latency_ms"])) for r in records]
@@ -94,53 +99,41 @@ def _ratio(a: int, b: int) -> str:
     return f"{a / b:.2f}" if b > 0 else ""
 
 
-def recount_report(folder: str | Path) -> str:
-    """Recount bench.csv's counts, patch bench.md, ratios.csv and flops.png to match; return a summary."""
-    folder = Path(folder)
-    old = read_rows(folder)
-    new = recount_rows(old)
-    md_path = folder / "bench.md"
-    if not md_path.is_file():
-        raise UserError(f"{folder}: no bench.md beside bench.csv")
-    lines = md_path.read_text().splitlines()
+def _patch_ratios(path: Path, new: list[CostRow], lines: list[str]) -> tuple[str | None, int]:
+    """ratios.csv's FLOPs and MACs ratios from the new counts (its text, or None without one), and the same
+    cells patched in bench.md's ratio table; returns the text and the patched rows."""
+    if not path.is_file():
+        return None, 0
+    with path.open(newline="") as f:
+        records = list(csv.DictReader(f))
+    counts = {(r.model, r.size): r for r in new}
+    for rec in records:
+        ref, row = counts.get((rec["reference"], int(rec["size"]))), counts[(rec["model"], int(rec["size"]))]
+        if ref is not None:
+            rec["flops"], rec["macs"] = _ratio(ref.flops, row.flops), _ratio(ref.macs, row.macs)
+    patched = _patch_table(lines, ["model", "size", "params", "FLOPs", "MACs"], 2,
+                           {(r["model"], r["size"]): {3: r["flops"], 4: r["macs"]} for r in records})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else [], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue(), patched
 
-    # bench.csv: counts replaced, measurement cells written back as read
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    with (folder / "bench.csv").open(newline="") as f:
-        measured = list(csv.DictReader(f))
-    for r, m in zip(new, measured):
-        w.writerow([r.model, r.size, r.params, r.flops, r.macs, m["infer_peak_mb"], m["train_peak_mb"], m["latency_ms"]])
 
-    # the main table, the ratio table and ratios.csv
-    table = {(r.model, str(r.size)): {3: _fmt(r.flops, 1e9), 4: _fmt(r.macs, 1e9)} for r in new}
-    n_main = _patch_table(lines, ["model", "size", "params (M)"], 2, table)
-    ratios_path = folder / "ratios.csv"
-    n_ratio = 0
-    if ratios_path.is_file():
-        with ratios_path.open(newline="") as f:
-            ratio_records = list(csv.DictReader(f))
-        counts = {(r.model, r.size): r for r in new}
-        for rec in ratio_records:
-            ref, row = counts.get((rec["reference"], int(rec["size"]))), counts[(rec["model"], int(rec["size"]))]
-            if ref is not None:
-                rec["flops"], rec["macs"] = _ratio(ref.flops, row.flops), _ratio(ref.macs, row.macs)
-        ratio_values = {(r["model"], r["size"]): {3: r["flops"], 4: r["macs"]} for r in ratio_records}
-        n_ratio = _patch_table(lines, ["model", "size", "params", "FLOPs", "MACs"], 2, ratio_values)
-        buf = io.StringIO()
-        dw = csv.DictWriter(buf, fieldnames=list(ratio_records[0]) if ratio_records else [], lineterminator="\n")
-        dw.writeheader()
-        dw.writerows(ratio_records)
-    # the FLOPs slope of each model
-    slope_values = {}
+def _patch_slopes(new: list[CostRow], lines: list[str]) -> None:
+    """The FLOPs column of bench.md's log-log slope table, from the new counts."""
+    values = {}
     for model in dict.fromkeys(r.model for r in new):
         pts = [(r.size * r.size, float(r.flops)) for r in sorted(new, key=lambda r: r.size) if r.model == model]
         a, b = loglog_slope(pts), loglog_slope(pts[-2:])
         if a is not None and not math.isnan(a):
-            slope_values[(model,)] = {1: f"{_fmt_slope(a)} ({_fmt_slope(b)})"}
-    _patch_table(lines, ["model", "FLOPs", "inference peak"], 1, slope_values)
-    # the footnote, and a line that says what was redone and when
+            values[(model,)] = {1: f"{_fmt_slope(a)} ({_fmt_slope(b)})"}
+    _patch_table(lines, ["model", "FLOPs", "inference peak"], 1, values)
+
+
+def _stamp(lines: list[str], new: list[CostRow]) -> list[str]:
+    """The counting footnote of the current rule, and one line under the machine line saying what was
+    recounted and when (an earlier recount's line replaced)."""
     formulas = sorted({r.scan_formula for r in new if r.scan_flops}) or [SCAN_FLOP_FORMULA]
     lines = [count_footnote(formulas) if line.startswith("¹ ") else line for line in lines]
     for i in [i for i, line in enumerate(lines) if line.startswith(RECOUNT_MARK)][::-1]:
@@ -150,10 +143,36 @@ def recount_report(folder: str | Path) -> str:
             "unchanged.")
     machine = next((i for i, line in enumerate(lines) if line.startswith("Device ")), 0)
     lines[machine + 1:machine + 1] = ["", note]
+    return lines
+
+
+def recount_report(folder: str | Path) -> str:
+    """Recount bench.csv's counts, patch bench.md, ratios.csv and flops.png to match; return a summary.
+    Everything is computed before anything is written, so a refused report is left as it was."""
+    folder = Path(folder)
+    measured = read_records(folder)
+    old = rows_of(measured)
+    new = recount_rows(old)
+    md_path = folder / "bench.md"
+    if not md_path.is_file():
+        raise UserError(f"{folder}: no bench.md beside bench.csv")
+    lines = md_path.read_text().splitlines()
+
+    out = io.StringIO()  # bench.csv: counts replaced, measurement cells written back as read
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r, m in zip(new, measured):
+        writer.writerow([r.model, r.size, r.params, r.flops, r.macs, m["infer_peak_mb"], m["train_peak_mb"],
+                         m["latency_ms"]])
+    table = {(r.model, str(r.size)): {3: _fmt(r.flops, 1e9), 4: _fmt(r.macs, 1e9)} for r in new}
+    n_main = _patch_table(lines, ["model", "size", "params (M)"], 2, table)
+    ratios_text, n_ratio = _patch_ratios(folder / "ratios.csv", new, lines)
+    _patch_slopes(new, lines)
+    lines = _stamp(lines, new)
 
     write_text_atomic(folder / "bench.csv", out.getvalue())
-    if ratios_path.is_file():
-        write_text_atomic(ratios_path, buf.getvalue())
+    if ratios_text is not None:
+        write_text_atomic(folder / "ratios.csv", ratios_text)
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     if (folder / "flops.png").is_file():
         from .plots import plot_costs
