@@ -48,7 +48,7 @@ def test_study_keeps_the_protocol(path):
         rates = defaultdict(set)
         for v in study.variants:
             rates[v.config.model.name].add(v.config.optim.lr)
-        assert all(len(r) == 3 for r in rates.values()), dict(rates)
+        assert all(len(r) >= 3 for r in rates.values()), dict(rates)  # 3, and one more where the best was the edge
     else:
         assert study.test_dir.name == "test" and study.test_crop == 512 and study.variants[0].config.steps >= 4000
         sweep = {"serpent-t": 2e-3, "serpent-t-conv": 2e-3, "nafnet-t": 2e-3, "unet-t": 5e-4}  # docs/ablations/lr_sweep
