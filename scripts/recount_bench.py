@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         for folder in args.folders:
             print(recount_report(folder))
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"recount_bench: error: {e}", file=sys.stderr)
         return 2
     return 0
 

@@ -18,7 +18,7 @@ def labelled_checkpoint(spec: str) -> tuple[str, Path]:
     (labelled by itself)."""
     if spec in bundled_tasks():
         return f"{spec} (bundled)", bundled_weights(spec)
-    label, sep, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+    label, sep, path = spec.rpartition("=")  # no "=": ("", "", spec)
     if not path or (sep and not label):
         raise UserError(f"bad model {spec!r}: expected a bundled task name, LABEL=PATH or a path")
     checkpoint = checkpoint_of(path)
