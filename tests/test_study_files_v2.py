@@ -51,7 +51,8 @@ def test_study_keeps_the_protocol(path):
         assert all(len(r) >= 3 for r in rates.values()), dict(rates)  # 3, and one more where the best was the edge
     else:
         assert study.test_dir.name == "test" and study.test_crop == 512 and study.variants[0].config.steps >= 4000
-        sweep = {"serpent-t": 2e-3, "serpent-t-conv": 2e-3, "nafnet-t": 4e-3, "unet-t": 5e-4}  # docs/ablations/lr_sweep
+        sweep = {"serpent-t": 2e-3, "serpent-t-conv": 2e-3, "nafnet-t": 4e-3, "unet-t": 5e-4,  # docs/ablations/lr_sweep
+                 "restormer-t": 2e-3, "swinir-t": 5e-4}  # docs/ablations/lr_sweep_onpar_time
         # study 1 ran when 2e-3, the top of the first range, was nafnet-t's best; its files say so in their header
         before = {"nafnet-t": 2e-3} if "rate before the sweep's 4e-3 arm" in header else {}
         assert all(v.config.optim.lr in (sweep[v.config.model.name], before.get(v.config.model.name))
