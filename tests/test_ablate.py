@@ -228,6 +228,26 @@ def test_cli_runs_one_variant_and_no_train_reports_only_what_exists(tmp_path, ph
     assert "no variant 'c'" in capsys.readouterr().err
 
 
+
+def test_no_train_leaves_out_an_interrupted_run_until_it_is_finished(tmp_path, photos, capsys):
+    import shutil
+
+    study = load_study(write_study(tmp_path, photos, {"a": [], "b": ["model.kwargs.d_state=4"]}))
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    run_study(study, out, runs_dir=runs, latency_size=None, progress=False)
+    b_dir = study.run_dir(study.variants[1], runs) / "checkpoints"
+    for suffix in ("safetensors", "state.pt"):  # b as a run stopped after its first step leaves it
+        shutil.copyfile(b_dir / f"step_0000001.{suffix}", b_dir / f"last.{suffix}")
+    assert read_metadata(b_dir / "last.safetensors")["step"] == 1
+    capsys.readouterr()
+    assert [r.variant for r in run_study(study, out, runs_dir=runs, latency_size=None, progress=False,
+                                         train=False)] == ["a"]
+    assert "b: not reported, its run stopped at step 1 of 2" in capsys.readouterr().err
+    assert [r[0] for r in read_rows(out / "ablations.csv")][1:3] == ["a", "degraded input"]
+    results = run_study(study, out, runs_dir=runs, latency_size=None, progress=False)  # resumes b to the end
+    assert [r.variant for r in results] == ["a", "b"]
+    assert read_metadata(b_dir / "last.safetensors")["step"] == 2
+
 SEEDED = {"a-s0": ["seed=0"], "a-s1": ["seed=1"],
           "b-s0": ["model.kwargs.d_state=4", "seed=0"], "b-s1": ["model.kwargs.d_state=4", "seed=1"]}
 
