@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -228,10 +229,7 @@ def test_cli_runs_one_variant_and_no_train_reports_only_what_exists(tmp_path, ph
     assert "no variant 'c'" in capsys.readouterr().err
 
 
-
 def test_no_train_leaves_out_an_interrupted_run_until_it_is_finished(tmp_path, photos, capsys):
-    import shutil
-
     study = load_study(write_study(tmp_path, photos, {"a": [], "b": ["model.kwargs.d_state=4"]}))
     out, runs = tmp_path / "out", tmp_path / "runs"
     run_study(study, out, runs_dir=runs, latency_size=None, progress=False)
@@ -247,6 +245,7 @@ def test_no_train_leaves_out_an_interrupted_run_until_it_is_finished(tmp_path, p
     results = run_study(study, out, runs_dir=runs, latency_size=None, progress=False)  # resumes b to the end
     assert [r.variant for r in results] == ["a", "b"]
     assert read_metadata(b_dir / "last.safetensors")["step"] == 2
+
 
 SEEDED = {"a-s0": ["seed=0"], "a-s1": ["seed=1"],
           "b-s0": ["model.kwargs.d_state=4", "seed=0"], "b-s1": ["model.kwargs.d_state=4", "seed=1"]}

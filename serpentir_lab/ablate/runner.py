@@ -45,9 +45,10 @@ def run_budget_spent(run_dir: Path, budget_min: float | None) -> bool:
     return time_budget_spent(float(load_train_state(checkpoint).get("train_seconds", 0.0)), budget_min)
 
 
-def run_finished(variant: Variant, run_dir: Path) -> bool:
-    """Whether the run has made all its steps or spent its time budget (an interrupted run has not)."""
-    return finished_step(run_dir) >= variant.config.steps or run_budget_spent(run_dir, variant.config.time_budget_min)
+def run_finished(variant: Variant, run_dir: Path, step: int) -> bool:
+    """Whether the run, whose last checkpoint is at `step`, has made all its steps or spent its time budget
+    (an interrupted run has not)."""
+    return step >= variant.config.steps or run_budget_spent(run_dir, variant.config.time_budget_min)
 
 
 def train_variant(variant: Variant, run_dir: Path, *, progress: bool = True) -> None:
@@ -55,9 +56,9 @@ def train_variant(variant: Variant, run_dir: Path, *, progress: bool = True) -> 
     a finished run is left alone (no data loaded, no model built)."""
     from serpentir.train import train
 
-    if run_finished(variant, run_dir):
-        return
     done = finished_step(run_dir)
+    if run_finished(variant, run_dir, done):
+        return
     config = variant.config
     config.out_dir, config.resume, config.progress = str(run_dir), done > 0, progress
     config.tensorboard = False
@@ -188,10 +189,10 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
         run_dir = study.run_dir(variant, runs_dir)
         if train:
             train_variant(variant, run_dir, progress=progress)
-        elif not run_finished(variant, run_dir):  # --no-train: report the finished runs only
-            if finished_step(run_dir):
-                print(f"{variant.name}: not reported, its run stopped at step {finished_step(run_dir)} of "
-                      f"{variant.config.steps} (run without --no-train to finish it)", file=sys.stderr)
+        elif not run_finished(variant, run_dir, step := finished_step(run_dir)):  # --no-train: finished runs only
+            if step:
+                print(f"{variant.name}: not reported, its run stopped at step {step} of {variant.config.steps} "
+                      "(run without --no-train to finish it)", file=sys.stderr)
             continue
         results.append(score_variant(variant.name, run_dir, items, cache_key, latency_size=latency_size,
                                      threads=threads))
