@@ -17,7 +17,6 @@ import torch
 
 from serpentir.atomic_write import atomic_path, write_text_atomic
 from serpentir.classical import classical_method_name
-from serpentir.train import TRAIN_LOG, VAL_LOG
 
 from ..compare_report import MACS_NOTE, format_cell
 from .arms import read_arms
@@ -168,14 +167,6 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _read_log(path: Path, column: str) -> tuple[list[int], list[float]]:
-    if not path.is_file():
-        return [], []
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get(column) not in (None, "", "nan")]
-    return [int(r["step"]) for r in rows], [float(r[column]) for r in rows]
-
-
 def plot_all(study: Study, results: list[VariantResult], references: dict, classical: str, out_dir: Path) -> list[Path]:
     """quality_vs_gflops.png, psnr_vs_<knob>.png for each knob with several values, learning_curves.png."""
     import matplotlib
@@ -223,9 +214,10 @@ def plot_all(study: Study, results: list[VariantResult], references: dict, class
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     for r in results:
-        steps, psnr = _read_log(r.run_dir / VAL_LOG, "psnr")
+        curves = r.curves()
+        steps, psnr = curves["psnr"]
         top.plot(steps, psnr, marker="o", ms=3, label=r.variant)
-        steps, loss = _read_log(r.run_dir / TRAIN_LOG, "loss")
+        steps, loss = curves["loss"]
         if loss:  # a running mean over 10 log rows: the raw loss is as noisy as its batches
             smooth = [sum(loss[max(0, i - 9):i + 1]) / len(loss[max(0, i - 9):i + 1]) for i in range(len(loss))]
             bottom.plot(steps, smooth, label=r.variant)

@@ -2,7 +2,8 @@
 
 A finished variant is never trained again and its scores are cached in its run folder, keyed by
 what they were measured on, so adding a variant to a study, or rerunning an interrupted one, only
-does the missing work. The report is rewritten after every variant, so a long study can be read
+does the missing work. Each scored variant is also recorded beside the report (records.py): on a
+machine without its run folder, the record stands in for it. The report is rewritten after every variant, so a long study can be read
 while it runs.
 """
 
@@ -19,6 +20,7 @@ from serpentir.errors import UserError
 from serpentir.train import last_checkpoint
 
 from ..compare import CompareRow, architecture_cost, measure_run, protocol_differences
+from .records import read_record, write_record
 from .report import write_report
 from .result import KNOBS, VariantResult
 from .study import Study, Variant
@@ -83,12 +85,18 @@ def model_knobs(checkpoint: Path) -> tuple[str, dict]:
     return arch["name"], knobs
 
 
+def scoring_key(cache_key: dict, *, latency_size: int | None, threads: int | None) -> dict:
+    """How a variant is scored, wherever its photos lie: what a record must match (a cache adds the folder and step)."""
+    return {**{k: v for k, v in cache_key.items() if k != "test_dir"}, "latency_size": latency_size,
+            "threads": threads, "memory": True, "scores": SCORES_VERSION}
+
+
 def score_variant(name: str, run_dir: Path, items, cache_key: dict, *, latency_size: int | None, threads: int | None,
                   repeats: int = 3) -> VariantResult:
     """Cost and scores of a trained variant, from its cache when measured on the same photos at the same step."""
     checkpoint = last_checkpoint(run_dir)
-    key = {**cache_key, "step": finished_step(run_dir), "latency_size": latency_size, "threads": threads,
-           "memory": True, "scores": SCORES_VERSION}
+    key = {**scoring_key(cache_key, latency_size=latency_size, threads=threads), "test_dir": cache_key["test_dir"],
+           "step": finished_step(run_dir)}
     cache = run_dir / SCORES_FILE
     if cache.is_file():
         try:
@@ -185,18 +193,28 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
     own = {o.split("=")[0] for v in study.variants for o in v.overrides}  # what the variants are meant to vary
     results: list[VariantResult] = []
     configs: dict[str, dict] = {}  # each scored variant's saved training config
+    scoring = scoring_key(cache_key, latency_size=latency_size, threads=threads)
     for variant in tqdm(selected, desc=f"ablate {study.name}", unit="variant", disable=not progress):
         run_dir = study.run_dir(variant, runs_dir)
-        if train:
-            train_variant(variant, run_dir, progress=progress)
-        elif not run_finished(variant, run_dir, step := finished_step(run_dir)):  # --no-train: finished runs only
-            if step:
-                print(f"{variant.name}: not reported, its run stopped at step {step} of {variant.config.steps} "
-                      "(run without --no-train to finish it)", file=sys.stderr)
-            continue
-        results.append(score_variant(variant.name, run_dir, items, cache_key, latency_size=latency_size,
-                                     threads=threads))
-        configs[variant.name] = read_metadata(last_checkpoint(run_dir))["config"]
+        finished = run_finished(variant, run_dir, step := finished_step(run_dir))
+        recorded = read_record(out_dir, variant, scoring) if step == 0 else None
+        if recorded is not None:  # scored on a machine whose run folders this one lacks: not trained again
+            results.append(recorded.result)
+            configs[variant.name] = recorded.config
+        else:
+            if train:
+                train_variant(variant, run_dir, progress=progress)
+            elif not finished:  # --no-train: finished runs only
+                if step:
+                    print(f"{variant.name}: not reported, its run stopped at step {step} of {variant.config.steps} "
+                          "(run without --no-train to finish it)", file=sys.stderr)
+                continue
+            results.append(score_variant(variant.name, run_dir, items, cache_key, latency_size=latency_size,
+                                         threads=threads))
+            metadata = read_metadata(last_checkpoint(run_dir))
+            configs[variant.name] = metadata["config"]
+            write_record(out_dir, variant, results[-1], scoring=scoring, arch=metadata["model"],
+                         config=metadata["config"])
         differences = [d for d in protocol_differences(configs) if d.split(":")[0] not in own]
         write_report(study, results, references, task, out_dir, photos=photos, differences=differences,
                      command=command, threads=threads, latency_size=latency_size, tuned_on=tuned_on)
