@@ -9,7 +9,8 @@ crop pixels per second over --steps steps after --warmup unmeasured ones, with t
 waits for its batch apart from the update. A second pass splits the update into forward, loss and
 backward, and optimiser (clip, AdamW, EMA), and times preparing one batch in the process (reading
 crops and degrading them). Settings are config overrides (e.g. `amp=bf16`, `data.num_workers=1`);
---baseline-src measures the default setting on another checkout in the same run, after this one's.
+--baseline-src measures the default setting on another checkout in the same run, after this one's,
+with that checkout's own general.yaml (an older one refuses keys added since).
 Rounds alternate the sides so that a change in the machine's load hits both.
 Writes OUT/bench_train.md and OUT/bench_train.csv.
 """
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                 learn = [o for o in overrides if not o.startswith("processes=")]
                 if procs > 1:
                     learn.append(f"data.batch_size={8 // procs}")
-                spec = {"config": str(GENERAL), "overrides": data + learn, "model": model, "processes": procs,
+                spec = {"config": str(src / GENERAL.relative_to(HERE.parent)), "overrides": data + learn, "model": model, "processes": procs,
                         "threads": max(1, args.threads // procs), "steps": args.steps, "warmup": args.warmup}
                 res = measure(src, spec)
                 results.setdefault((label, model), []).append(res)

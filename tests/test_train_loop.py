@@ -1,6 +1,7 @@
 """Training end to end on the bundled photos: it learns, it logs, it checkpoints, and it resumes exactly."""
 
 import csv
+import sys
 
 import pytest
 import torch
@@ -177,3 +178,35 @@ def test_a_time_budget_ends_the_run_with_a_final_validation_and_is_kept_on_resum
     for bad in ("0", "-1", "true"):
         with pytest.raises(UserError, match="time_budget_min"):
             load_config(None, common + [f"time_budget_min={bad}"])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocast_on_the_cpu_only_where_it_is_native(tmp_path, monkeypatch, native):
+    """amp=bf16 on the CPU runs the matrix work in bfloat16 where the processor has it (the weights stay
+    float32); elsewhere it says so and trains in float32, as emulated bfloat16 is several times slower."""
+    from serpentir.train import loop
+
+    monkeypatch.setattr(loop, "native_cpu_bf16", lambda: native)
+    seen: set = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: seen.add(out.dtype) if isinstance(module, torch.nn.Linear) else None)
+    messages: list[str] = []
+    config = load_config(None, TINY + ["task.name=denoise", "steps=2", "data.crop_size=24", "data.batch_size=2",
+                                       "data.max_val_images=1", "val_every=2", "amp=bf16", f"out_dir={tmp_path}"])
+    try:
+        result = train(config, log=messages.append)
+    finally:
+        hook.remove()
+    assert (torch.bfloat16 in seen) is native and torch.float32 in seen  # validation runs in float32
+    assert any("needs a CUDA GPU or a CPU with native bfloat16" in m for m in messages) is not native
+    model, _, _ = load_checkpoint(tmp_path / "checkpoints" / "last.safetensors")
+    assert all(p.dtype == torch.float32 for p in model.parameters()) and result.val["psnr"] == result.val["psnr"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/cpuinfo, Linux's CPU flags")
+def test_native_cpu_bf16_agrees_with_the_cpu_flags():
+    from serpentir.device import native_cpu_bf16
+
+    with open("/proc/cpuinfo") as f:
+        flags = set(next(line for line in f if line.startswith("flags")).split(":")[1].split())
+    assert native_cpu_bf16() == bool(flags & {"avx512_bf16", "amx_tile"})

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..checkpoint.build import build_model, build_task
 from ..checkpoint.format import load_train_state, load_weights, read_metadata, save_checkpoint
+from ..device import native_cpu_bf16
 from ..errors import UserError
 from ..infer.evaluate import evaluate_model, summarize
 from .config import TrainConfig, config_to_dict, save_config, validate_config
@@ -171,9 +172,12 @@ class _Run:
         amp = self.config.amp
         if amp == "none":
             return None
+        if self.device.type == "cpu" and amp == "bf16" and native_cpu_bf16():
+            return torch.bfloat16  # the matrix work in bfloat16; the scan computes in float32 (ops/scan_core.py)
         if self.device.type != "cuda":
             if self.ctx.is_main:
-                self.log(f"amp={amp} needs a CUDA GPU; training in float32 on {self.device.type}")
+                needs = "a CUDA GPU or a CPU with native bfloat16" if amp == "bf16" else "a CUDA GPU"
+                self.log(f"amp={amp} needs {needs}; training in float32 on {self.device.type}")
             return None
         return torch.bfloat16 if amp == "bf16" else torch.float16
 
