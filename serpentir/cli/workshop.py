@@ -184,7 +184,9 @@ def add_ablate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
                "  serpentir ablate STUDY.yaml --out /tmp/smoke --set steps=2 --set data.crop_size=32 --no-latency",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("study", type=Path, metavar="STUDY.yaml", help="the study file")
-    p.add_argument("--out", type=Path, required=True, help="where ablations.csv, ablations.md and the plots go")
+    p.add_argument("--out", type=Path, required=True,
+                   help="where ablations.csv, ablations.md, the plots and records/ go (a variant recorded there "
+                        "and without a run folder here is reported from its record, not trained again)")
     p.add_argument("--runs-dir", type=Path, default=None, help="where variants train (default OUT/runs; share it "
                    "between studies so identical variants train once)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
