@@ -43,8 +43,12 @@ def test_study_keeps_the_protocol(path):
             assert v.config.model.kwargs.get("head_init") == "identity"  # equal starts
     assert len({v.config.steps for v in study.variants}) == 1  # the same budget for every variant
     assert len({v.config.time_budget_min for v in study.variants}) == 1  # and the same minutes, where minutes bound it
-    if path.stem.startswith("lr_sweep"):
-        assert study.test_dir.name == "val" and len(arms) >= 2  # tuned on validation photos, never the test ones
+    if path.stem.startswith(("lr_sweep", "bf16_")):  # a study that decides a setting
+        assert study.test_dir.name == "val" and len(arms) >= 2  # decided on validation photos, never the test ones
+    if path.stem.startswith("bf16_"):  # a change of numerics against float32: seeds, as a study's arms have
+        assert {v.config.amp for v in study.variants} == {"none", "bf16"}
+        assert all(len(seeds) >= 3 for seeds in arms.values()), dict(arms)
+    elif path.stem.startswith("lr_sweep"):
         rates = defaultdict(set)
         for v in study.variants:
             rates[v.config.model.name].add(v.config.optim.lr)
