@@ -147,6 +147,21 @@ def architecture_cost(arch: dict, sizes: tuple[int, ...]) -> tuple[int, dict[int
     return params, flops, macs
 
 
+def measure_latency(arch: dict, latency_size: int | None, *, repeats: int = 3, threads: int | None = None,
+                    timeout: float = 900.0, memory: bool = False) -> tuple[Cell, Cell]:
+    """(latency in ms, inference peak MB or None) of the architecture at latency_size, in a fresh process
+    (the weights do not matter); (None, None) when latency_size is None."""
+    if not latency_size:
+        return None, None
+    kwargs = dict(arch.get("kwargs", {}))
+    in_channels = int(kwargs.pop("in_channels", 3))
+    settings = BenchSettings(models=(arch["name"],), sizes=(latency_size,), repeats=repeats, timeout=timeout,
+                             in_channels=in_channels, threads=threads)
+    tasks = (["infer_memory"] if memory else []) + ["warmup", "latency"]
+    outcomes = run_child(arch["name"], latency_size, tasks, settings, kwargs)
+    return outcomes["latency"].value, outcomes["infer_memory"].value if memory else None
+
+
 def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...] = (256, 512),
                 latency_size: int | None = 512, repeats: int = 3, threads: int | None = None,
                 timeout: float = 900.0, memory: bool = False) -> tuple[CompareRow, list[str]]:
@@ -159,18 +174,9 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
     notes = []
     model, _, meta = load_checkpoint(checkpoint)
     arch = meta["model"]
-    kwargs = dict(arch.get("kwargs", {}))
-    in_channels = int(kwargs.pop("in_channels", 3))
     params, flops, macs = architecture_cost(arch, flop_sizes)
-    latency: Cell = None
-    peak: Cell = None
-    if latency_size:
-        settings = BenchSettings(models=(arch["name"],), sizes=(latency_size,), repeats=repeats, timeout=timeout,
-                                 in_channels=in_channels, threads=threads)
-        tasks = (["infer_memory"] if memory else []) + ["warmup", "latency"]
-        outcomes = run_child(arch["name"], latency_size, tasks, settings, kwargs)
-        latency = outcomes["latency"].value
-        peak = outcomes["infer_memory"].value if memory else None
+    latency, peak = measure_latency(arch, latency_size, repeats=repeats, threads=threads, timeout=timeout,
+                                    memory=memory)
     run_dir = run_dir_of(checkpoint)
     config = meta["config"]
     steps_wanted = config.get("steps")

@@ -11,6 +11,7 @@ from test_ablate import SEEDED, photos, read_rows, test_photos, write_study  # n
 from serpentir.errors import UserError
 from serpentir_lab.ablate import load_study, run_study
 from serpentir_lab.ablate.records import record_path
+from serpentir_lab.ablate.report import CSV_COLUMNS
 
 TABLES = ("ablations.csv", "ablations_arms.csv", "ablations_bands.csv")
 
@@ -41,6 +42,8 @@ def test_a_record_stands_in_only_for_the_same_training_and_scoring(tmp_path, pho
                        test_crop=32)
     out, runs = tmp_path / "out", tmp_path / "runs"
     run_study(load_study(path), out, runs_dir=runs, latency_size=None, progress=False)
+    first = {r[0]: dict(zip(CSV_COLUMNS, r)) for r in read_rows(out / "ablations.csv")[1:]}
+    assert first["a"]["latency_512_ms"] == ""
     shutil.rmtree(runs)
     capsys.readouterr()
 
@@ -50,11 +53,14 @@ def test_a_record_stands_in_only_for_the_same_training_and_scoring(tmp_path, pho
         run_study(load_study(whole), out, runs_dir=runs, latency_size=None, progress=False, train=False)
     assert "a.json: not used, it was scored differently (test_crop)" in capsys.readouterr().err
 
-    # b learns from something else now (a third scan state size): a's record stands, b is trained again
+    # b learns from something else now (a third scan state size): a's record stands, b is trained again;
+    # a latency is asked for now: a's is measured afresh (a cost, from the architecture), its scores kept
     changed = write_study(tmp_path, photos, {"a": [], "b": ["model.kwargs.d_state=2"]}, test_dir=str(test_photos),
                           test_crop=32)
-    results = run_study(load_study(changed), out, runs_dir=runs, latency_size=None, progress=False)
+    results = run_study(load_study(changed), out, runs_dir=runs, latency_size=32, progress=False)
     assert "b.json: not used, the variant's training settings have changed since it was recorded" in capsys.readouterr().err
     assert [r.run_dir is None for r in results] == [True, False]
     assert json.loads(record_path(out, "b").read_text())["knobs"]["d_state"] == 2  # rewritten for the new b
-    assert read_rows(out / "ablations.csv")[2][4] == "2"
+    rows = {r[0]: dict(zip(CSV_COLUMNS, r)) for r in read_rows(out / "ablations.csv")[1:]}
+    assert rows["b"]["d_state"] == "2" and rows["a"]["psnr"] == first["a"]["psnr"]
+    assert float(rows["a"]["latency_512_ms"]) > 0 and float(rows["b"]["latency_512_ms"]) > 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from serpentir.atomic_write import write_text_atomic
 
-from ..compare import CompareRow, architecture_cost
+from ..compare import CompareRow, architecture_cost, measure_latency
 from .result import VariantResult
 from .study import Variant
 
@@ -40,11 +40,13 @@ def record_path(out_dir: str | Path, name: str) -> Path:
     return Path(out_dir) / RECORDS_DIR / f"{name}.json"
 
 
-def write_record(out_dir: str | Path, variant: Variant, result: VariantResult, *, scoring: dict, arch: dict,
-                 config: dict) -> Path:
-    """Write (atomically) the record of a variant scored from its run folder."""
+def write_record(out_dir: str | Path, variant: Variant, result: VariantResult, *, scoring: dict, timing: dict,
+                 arch: dict, config: dict) -> Path:
+    """Write (atomically) the record of a variant scored from its run folder; timing: the latency's size and
+    threads (a cost, measured again when a report asks for it otherwise)."""
     curves = result.curves()
     record = {"version": RECORD_VERSION, "variant": variant.name, "digest": variant.digest, "scoring": scoring,
+              "timing": timing,
               "model": result.model, "knobs": result.knobs, "arch": arch, "config": config,
               "row": {**asdict(result.row), "params": None, "flops": {}, "macs": {}},  # cost is counted on reading
               "notes": result.notes, "curves": {k: [list(steps), list(values)] for k, (steps, values) in curves.items()}}
@@ -54,8 +56,12 @@ def write_record(out_dir: str | Path, variant: Variant, result: VariantResult, *
     return path
 
 
-def read_record(out_dir: str | Path, variant: Variant, scoring: dict) -> Recorded | None:
-    """The variant's record, or None when there is none or it no longer stands for the variant (said on stderr)."""
+def read_record(out_dir: str | Path, variant: Variant, scoring: dict, timing: dict) -> Recorded | None:
+    """The variant's record, or None when there is none or it no longer stands for the variant (said on stderr).
+
+    Costs are counted again: MACs always, the latency (and inference peak memory) when the record's were
+    measured at another size or thread count than `timing` asks for.
+    """
     path = record_path(out_dir, variant.name)
     if not path.is_file():
         return None
@@ -72,6 +78,10 @@ def read_record(out_dir: str | Path, variant: Variant, scoring: dict) -> Recorde
         else:
             params, flops, macs = architecture_cost(record["arch"], (512,))
             row = CompareRow(**{**record["row"], "params": params, "flops": flops, "macs": macs})
+            if record["timing"] != timing:
+                row.latency_ms, row.infer_peak_mb = measure_latency(record["arch"], timing["latency_size"],
+                                                                    threads=timing["threads"], memory=True)
+                row.infer_peak_mb = row.infer_peak_mb if isinstance(row.infer_peak_mb, (int, float)) else None
             curves = {k: (list(steps), list(values)) for k, (steps, values) in record["curves"].items()}
             result = VariantResult(variant.name, record["model"], record["knobs"], row, None, record["notes"], curves)
             return Recorded(result, record["config"])

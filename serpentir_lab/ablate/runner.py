@@ -85,18 +85,17 @@ def model_knobs(checkpoint: Path) -> tuple[str, dict]:
     return arch["name"], knobs
 
 
-def scoring_key(cache_key: dict, *, latency_size: int | None, threads: int | None) -> dict:
-    """How a variant is scored, wherever its photos lie: what a record must match (a cache adds the folder and step)."""
-    return {**{k: v for k, v in cache_key.items() if k != "test_dir"}, "latency_size": latency_size,
-            "threads": threads, "memory": True, "scores": SCORES_VERSION}
+def scoring_key(cache_key: dict) -> dict:
+    """What a variant's scores depend on, wherever its photos lie: what its record must match."""
+    return {**{k: v for k, v in cache_key.items() if k != "test_dir"}, "scores": SCORES_VERSION}
 
 
 def score_variant(name: str, run_dir: Path, items, cache_key: dict, *, latency_size: int | None, threads: int | None,
                   repeats: int = 3) -> VariantResult:
     """Cost and scores of a trained variant, from its cache when measured on the same photos at the same step."""
     checkpoint = last_checkpoint(run_dir)
-    key = {**scoring_key(cache_key, latency_size=latency_size, threads=threads), "test_dir": cache_key["test_dir"],
-           "step": finished_step(run_dir)}
+    key = {**cache_key, "step": finished_step(run_dir), "latency_size": latency_size, "threads": threads,
+           "memory": True, "scores": SCORES_VERSION}
     cache = run_dir / SCORES_FILE
     if cache.is_file():
         try:
@@ -193,11 +192,12 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
     own = {o.split("=")[0] for v in study.variants for o in v.overrides}  # what the variants are meant to vary
     results: list[VariantResult] = []
     configs: dict[str, dict] = {}  # each scored variant's saved training config
-    scoring = scoring_key(cache_key, latency_size=latency_size, threads=threads)
+    scoring = scoring_key(cache_key)
+    timing = {"latency_size": latency_size, "threads": threads}
     for variant in tqdm(selected, desc=f"ablate {study.name}", unit="variant", disable=not progress):
         run_dir = study.run_dir(variant, runs_dir)
         finished = run_finished(variant, run_dir, step := finished_step(run_dir))
-        recorded = read_record(out_dir, variant, scoring) if step == 0 else None
+        recorded = read_record(out_dir, variant, scoring, timing) if step == 0 else None
         if recorded is not None:  # scored on a machine whose run folders this one lacks: not trained again
             results.append(recorded.result)
             configs[variant.name] = recorded.config
@@ -213,7 +213,7 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
                                          threads=threads))
             metadata = read_metadata(last_checkpoint(run_dir))
             configs[variant.name] = metadata["config"]
-            write_record(out_dir, variant, results[-1], scoring=scoring, arch=metadata["model"],
+            write_record(out_dir, variant, results[-1], scoring=scoring, timing=timing, arch=metadata["model"],
                          config=metadata["config"])
         differences = [d for d in protocol_differences(configs) if d.split(":")[0] not in own]
         write_report(study, results, references, task, out_dir, photos=photos, differences=differences,
