@@ -163,6 +163,16 @@ def test_sharp_photos_are_held_to_the_floor_not_to_the_bundled_output():
     assert not regression_gate(rows(45.0, 0.8, worst=37.0), bundled).passed
 
 
+def test_every_floor_names_a_row_its_task_is_scored_on():
+    from serpentir.checkpoint import build_task
+    from serpentir_lab.release.blind_validation import STRENGTHS
+    from serpentir_lab.release.class_curve import FLOORS
+
+    for task, floors in FLOORS.items():  # a misspelt label would leave its floor unread, silently
+        labels = {label for label, _, _ in STRENGTHS.get(task, [])} | {f"{build_task(task, {}).name} draws, one per photo"}
+        assert set(floors) <= labels, (task, set(floors) - labels)
+
+
 def test_curve_readings_follow_the_slope_over_the_last_1000_steps():
     from serpentir_lab.release.class_curve import curve_table, last_slope
 
@@ -171,11 +181,24 @@ def test_curve_readings_follow_the_slope_over_the_last_1000_steps():
     assert last_slope(rows, "Gaussian blur sigma 1") == pytest.approx(0.1)  # (0.5 - 0.4) over steps 2000-3000
     assert last_slope(rows[:2], "noise 10/255") is None  # 500 steps cannot show a 1000-step slope
     table = curve_table(rows, "general")
-    assert "| Gaussian blur sigma 1 | 0.20 | 0.50 | +0.100 | 1 | below, still rising |" in table
-    assert "| Gaussian blur sigma 2 | 0.50 | 0.53 | +0.010 | 1 | below, flat |" in table
-    assert "| noise 10/255 | 5.00 | 5.00 | +0.000 | 4 | met |" in table
-    assert "| JPEG q70 | -0.10 | -0.10 | +0.000 | - | - |" in table  # no floor at q70
+    assert "| Gaussian blur sigma 1 | 0.20 | 0.50 | +0.100 | +0.100 | 1 | below, still rising |" in table
+    assert "| Gaussian blur sigma 2 | 0.50 | 0.53 | +0.010 | +0.010 | 1 | below, flat |" in table
+    assert "| noise 10/255 | 5.00 | 5.00 | +0.000 | +0.000 | 4 | met |" in table
+    assert "| JPEG q70 | -0.10 | -0.10 | +0.000 | +0.000 | - | - |" in table  # no floor at q70
     assert "below, run too short to judge" in curve_table(rows[:2], "general")
+
+
+def test_the_fitted_slope_is_the_least_squares_line_of_the_last_3000_steps():
+    import numpy as np
+
+    from serpentir_lab.release.class_curve import fitted_slope
+
+    gains = [0.45, 0.20, 0.57, 0.55, 0.36, 0.33, 0.48, 0.54, 0.56, 0.44, 0.53, 0.54]  # wandering, no trend
+    rows = [{"step": 500 * (i + 1), "g": g} for i, g in enumerate(gains)]
+    steps = [r["step"] / 1000 for r in rows if r["step"] >= 3000]
+    expected = np.polyfit(steps, [r["g"] for r in rows if r["step"] >= 3000], 1)[0]
+    assert fitted_slope(rows, "g") == pytest.approx(expected, abs=1e-12)
+    assert fitted_slope(rows[:2], "g") is None  # two points are not a fit
 
 
 def test_class_curve_scores_numbered_checkpoints_once(tiny_corpus, tmp_path, monkeypatch):
@@ -196,6 +219,6 @@ def test_class_curve_scores_numbered_checkpoints_once(tiny_corpus, tmp_path, mon
     monkeypatch.setattr(cc, "score_checkpoint", no_scoring)
     assert cc.class_curve(tmp_path / "run", tiny_corpus, tmp_path / "curve", every=500, progress=False) == rows
     md = cc.write_curve(rows, "general", tmp_path / "curve", title="t", command="c")
-    assert "| Gaussian blur sigma 1 | 0.00 | 0.00 | +0.000 | 1 | below, flat |" in md.read_text()
+    assert "| Gaussian blur sigma 1 | 0.00 | 0.00 | +0.000 | +0.000 | 1 | below, flat |" in md.read_text()
     assert (tmp_path / "curve" / "class_curve.png").stat().st_size > 1000
     assert (tmp_path / "curve" / "class_curve.csv").read_text().startswith('step,"sharp photo, no degradation",')
