@@ -168,9 +168,9 @@ def test_every_floor_names_a_row_its_task_is_scored_on():
     from serpentir_lab.release.blind_validation import STRENGTHS
     from serpentir_lab.release.class_curve import FLOORS
 
-    for task, floors in FLOORS.items():  # a misspelt label would leave its floor unread, silently
+    for task, task_floors in FLOORS.items():  # a misspelt label would leave its floor unread, silently
         labels = {label for label, _, _ in STRENGTHS.get(task, [])} | {f"{build_task(task, {}).name} draws, one per photo"}
-        assert set(floors) <= labels, (task, set(floors) - labels)
+        assert set(task_floors) <= labels, (task, set(task_floors) - labels)
 
 
 def test_curve_readings_follow_the_slope_over_the_last_1000_steps():
