@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
                 learn = [o for o in overrides if not o.startswith("processes=")]
                 if procs > 1:
                     learn.append(f"data.batch_size={8 // procs}")
-                spec = {"config": str(src / GENERAL.relative_to(HERE.parent)), "overrides": data + learn, "model": model, "processes": procs,
+                config = src / GENERAL.relative_to(HERE.parent)  # each checkout's own general.yaml
+                spec = {"config": str(config), "overrides": data + learn, "model": model, "processes": procs,
                         "threads": max(1, args.threads // procs), "steps": args.steps, "warmup": args.warmup}
                 res = measure(src, spec)
                 results.setdefault((label, model), []).append(res)

@@ -22,4 +22,5 @@ def native_cpu_bf16() -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX-512 BF16 or AMX): only there does CPU autocast pay;
     elsewhere bfloat16 is emulated and a training step gets several times slower."""
     cpu = torch.cpu
-    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence the defaults
+    return any(getattr(cpu, probe, lambda: False)() for probe in probes)

@@ -49,7 +49,8 @@ def write_record(out_dir: str | Path, variant: Variant, result: VariantResult, *
               "timing": timing,
               "model": result.model, "knobs": result.knobs, "arch": arch, "config": config,
               "row": {**asdict(result.row), "params": None, "flops": {}, "macs": {}},  # cost is counted on reading
-              "notes": result.notes, "curves": {k: [list(steps), list(values)] for k, (steps, values) in curves.items()}}
+              "notes": result.notes,
+              "curves": {k: [list(steps), list(values)] for k, (steps, values) in curves.items()}}
     path = record_path(out_dir, variant.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(record, indent=1, default=str) + "\n")

@@ -3,8 +3,8 @@
 A finished variant is never trained again and its scores are cached in its run folder, keyed by
 what they were measured on, so adding a variant to a study, or rerunning an interrupted one, only
 does the missing work. Each scored variant is also recorded beside the report (records.py): on a
-machine without its run folder, the record stands in for it. The report is rewritten after every variant, so a long study can be read
-while it runs.
+machine without its run folder, the record stands in for it. The report is rewritten after every
+variant, so a long study can be read while it runs.
 """
 
 from __future__ import annotations
