@@ -148,9 +148,9 @@ def architecture_cost(arch: dict, sizes: tuple[int, ...]) -> tuple[int, dict[int
 
 
 def measure_latency(arch: dict, latency_size: int | None, *, repeats: int = 3, threads: int | None = None,
-                    timeout: float = 900.0, memory: bool = False) -> tuple[Cell, Cell]:
-    """(latency in ms, inference peak MB or None) of the architecture at latency_size, in a fresh process
-    (the weights do not matter); (None, None) when latency_size is None."""
+                    timeout: float = 900.0, memory: bool = False) -> tuple[Cell, float | None]:
+    """(latency in ms, inference peak MB or None: not asked for or not measured) of the architecture at
+    latency_size, in a fresh process (the weights do not matter); (None, None) when latency_size is None."""
     if not latency_size:
         return None, None
     kwargs = dict(arch.get("kwargs", {}))
@@ -159,7 +159,8 @@ def measure_latency(arch: dict, latency_size: int | None, *, repeats: int = 3, t
                              in_channels=in_channels, threads=threads)
     tasks = (["infer_memory"] if memory else []) + ["warmup", "latency"]
     outcomes = run_child(arch["name"], latency_size, tasks, settings, kwargs)
-    return outcomes["latency"].value, outcomes["infer_memory"].value if memory else None
+    peak = outcomes["infer_memory"].value if memory else None
+    return outcomes["latency"].value, peak if isinstance(peak, (int, float)) else None
 
 
 def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...] = (256, 512),
@@ -194,5 +195,5 @@ def measure_run(run: str, checkpoint: Path, items, *, flop_sizes: tuple[int, ...
     photos = model_photo_scores(model, items)
     row = CompareRow(run=run, model=arch["name"], params=params, flops=flops, latency_ms=latency,
                      train_seconds=seconds, step=meta["step"], **mean_of(photos),
-                     infer_peak_mb=peak if isinstance(peak, (int, float)) else None, macs=macs, per_photo=photos)
+                     infer_peak_mb=peak, macs=macs, per_photo=photos)
     return row, notes

@@ -82,7 +82,6 @@ def read_record(out_dir: str | Path, variant: Variant, scoring: dict, timing: di
             if record["timing"] != timing:
                 row.latency_ms, row.infer_peak_mb = measure_latency(record["arch"], timing["latency_size"],
                                                                     threads=timing["threads"], memory=True)
-                row.infer_peak_mb = row.infer_peak_mb if isinstance(row.infer_peak_mb, (int, float)) else None
             curves = {k: (list(steps), list(values)) for k, (steps, values) in record["curves"].items()}
             result = VariantResult(variant.name, record["model"], record["knobs"], row, None, record["notes"], curves)
             return Recorded(result, record["config"])

@@ -44,6 +44,4 @@ class VariantResult:
 
     def curves(self) -> dict[str, tuple[list[int], list[float]]]:
         """Validation PSNR ("psnr") and training loss ("loss") by step, from the record or the run folder."""
-        if self.recorded_curves is not None:
-            return self.recorded_curves
-        return read_curves(self.run_dir) if self.run_dir is not None else {k: ([], []) for k in CURVE_LOGS}
+        return self.recorded_curves if self.recorded_curves is not None else read_curves(self.run_dir)

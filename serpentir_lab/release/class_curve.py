@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from pathlib import Path
 
 from serpentir.atomic_write import write_text_atomic
@@ -94,8 +95,7 @@ def fitted_slope(rows: list[dict], label: str, span: int = 3000) -> float | None
     points = [(r["step"] / 1000, r[label]) for r in rows if r["step"] >= last - span]
     if len(points) < 3:
         return None
-    mean_x, mean_y = sum(x for x, _ in points) / len(points), sum(y for _, y in points) / len(points)
-    return (sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points))
+    return statistics.linear_regression(*zip(*points)).slope
 
 
 def curve_table(rows: list[dict], task_name: str) -> str:
