@@ -32,7 +32,7 @@ from .data_order import EpochIndexedDataset, StepBatchSampler
 from .distributed import DistContext, any_rank, init_distributed, shutdown_distributed
 from .ema import ModelEMA
 from .rng import capture_rng_state, derive_seed, restore_rng_state
-from .run_folder import CHECKPOINT_DIR, CONFIG, LAST, last_checkpoint, numbered_checkpoint
+from .run_folder import CHECKPOINT_DIR, CONFIG, LAST, hold_run_folder, last_checkpoint, numbered_checkpoint
 from .run_log import RunLog
 from .schedule import lr_at, lr_at_time, time_budget_spent
 
@@ -62,7 +62,8 @@ def train(config: TrainConfig, *, stop_after: int | None = None, log: Callable[[
     ctx = init_distributed(config.device)
     finished = False
     try:
-        result = _Run(config, ctx, log).run(stop_after)
+        with hold_run_folder(config.out_dir, enabled=ctx.is_main):  # one training per run folder at a time
+            result = _Run(config, ctx, log).run(stop_after)
         finished = True
         return result
     finally:

@@ -1,0 +1,62 @@
+"""One training per run folder: a second one stops with a one-line error and writes nothing there."""
+
+import subprocess
+import sys
+
+import pytest
+
+from serpentir.errors import UserError
+from serpentir.train import load_config, train
+from serpentir.train.run_folder import LOCK, hold_run_folder, last_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = ["model.name=serpent-t", "model.kwargs={embed_dim: 8}", "data.num_workers=0", "progress=false",
+        "tensorboard=false", "lpips_at_end=false", "steps=2", "optim.warmup_steps=1", "data.crop_size=16",
+        "data.batch_size=2", "data.val_crop_size=32", "data.max_val_images=1", "val_every=2", "ckpt_every=2"]
+
+HOLDER = """
+import sys, time
+from serpentir.train.run_folder import hold_run_folder
+with hold_run_folder(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_training_into_a_held_folder_stops_and_the_folder_is_free_once_its_holder_dies(tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError) as caught:
+            train(load_config(None, TINY + [f"out_dir={out}"]), log=lambda message: None)
+        message = str(caught.value)
+        assert "\n" not in message and str(out) in message and f"pid {holder.pid}" in message
+        assert {p.name for p in out.iterdir()} == {LOCK}  # no config, log or checkpoint written over it
+    finally:
+        holder.kill()  # killed, not ended cleanly: the system releases the lock with the process
+        holder.wait()
+    result = train(load_config(None, TINY + [f"out_dir={out}"]), log=lambda message: None)
+    assert result.step == 2 and last_checkpoint(out).is_file()
+
+
+def test_the_lock_is_released_when_a_training_ends_so_it_can_resume(tmp_path):
+    out = tmp_path / "run"
+    train(load_config(None, TINY + [f"out_dir={out}"]), log=lambda message: None)
+    result = train(load_config(None, TINY + ["steps=3", "resume=true", f"out_dir={out}"]), log=lambda message: None)
+    assert result.step == 3
+
+
+def test_a_run_that_fails_before_writing_leaves_no_folder_behind(tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(UserError):
+        train(load_config(None, TINY + [f"data.train_dir={tmp_path / 'no-photos'}", f"out_dir={out}"]),
+              log=lambda message: None)
+    assert not out.exists()
+
+
+def test_a_folder_that_existed_is_kept_even_when_left_empty(tmp_path):
+    with hold_run_folder(tmp_path):
+        pass
+    assert tmp_path.is_dir() and (tmp_path / LOCK).is_file()
