@@ -4,10 +4,12 @@ import subprocess
 import sys
 
 import pytest
+from test_ablate import photos, write_study  # noqa: F401 (the fixture, shared)
 
 from serpentir.errors import UserError
 from serpentir.train import load_config, train
 from serpentir.train.run_folder import LOCK, hold_run_folder, last_checkpoint
+from serpentir_lab.ablate import load_study, run_study
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -24,11 +26,17 @@ with hold_run_folder(sys.argv[1]):
 """
 
 
+def hold(folder):
+    """A process that holds the run folder until killed, as a training in another job does."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_a_second_training_into_a_held_folder_stops_and_the_folder_is_free_once_its_holder_dies(tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    holder = hold(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(UserError) as caught:
             train(load_config(None, TINY + [f"out_dir={out}"]), log=lambda message: None)
         message = str(caught.value)
@@ -60,3 +68,19 @@ def test_a_folder_that_existed_is_kept_even_when_left_empty(tmp_path):
     with hold_run_folder(tmp_path):
         pass
     assert tmp_path.is_dir() and (tmp_path / LOCK).is_file()
+
+
+def test_a_second_study_job_goes_on_to_the_variants_no_one_is_training(tmp_path, photos, capsys):  # noqa: F811
+    study = load_study(write_study(tmp_path, photos, {"a": [], "b": ["model.kwargs.d_state=4"]}))
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    busy = study.run_dir(study.variants[0], runs)
+    holder = hold(busy)  # the first job is training variant a
+    try:
+        results = run_study(study, out, runs_dir=runs, latency_size=None, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [r.variant for r in results] == ["b"] and not last_checkpoint(busy).is_file()
+    assert f"a: left out for now, {busy}: another training (pid {holder.pid})" in capsys.readouterr().err
+    again = run_study(study, out, runs_dir=runs, latency_size=None, progress=False)  # its holder gone: a trains
+    assert [r.variant for r in again] == ["a", "b"]

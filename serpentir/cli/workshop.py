@@ -176,7 +176,8 @@ def add_ablate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
                     "under the same protocol, scored on the same held-out whole photos, and reported as "
                     "ablations.csv, ablations.md and plots. Interrupted studies resume where they stopped; "
                     "a finished variant is not trained again (run folders are named by what they learn "
-                    "from, so studies share identical variants).",
+                    "from, so studies share identical variants); a second job on the same study leaves out the "
+                    "variant the first is training and goes on to the next.",
         epilog="study file:\n" + "\n".join("  " + line[4:] for line in _study_example(study.__doc__)) +
                "\n\nexamples:\n"
                "  serpentir ablate configs/ablations/directions.yaml --out docs/ablations/directions "

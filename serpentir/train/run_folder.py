@@ -61,6 +61,10 @@ def run_dir_of(checkpoint: str | Path) -> Path:
     return Path(checkpoint).parent.parent
 
 
+class RunFolderBusy(UserError):
+    """Another training holds the run folder (its pid in the message)."""
+
+
 @contextmanager
 def hold_run_folder(run_dir: str | Path, *, enabled: bool = True) -> Iterator[None]:
     """Hold the run folder for one training: a second training into it (two study jobs reaching the
@@ -88,7 +92,7 @@ def hold_run_folder(run_dir: str | Path, *, enabled: bool = True) -> Iterator[No
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            raise UserError(f"{folder}: another training (pid {holder}) is writing this run folder; "
+            raise RunFolderBusy(f"{folder}: another training (pid {holder}) is writing this run folder; "
                             "wait for it to end, or train into another out_dir") from None
         try:
             handle.seek(0)

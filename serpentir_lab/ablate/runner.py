@@ -17,7 +17,7 @@ from pathlib import Path
 from serpentir.atomic_write import write_text_atomic
 from serpentir.checkpoint import read_metadata
 from serpentir.errors import UserError
-from serpentir.train import last_checkpoint
+from serpentir.train import RunFolderBusy, last_checkpoint
 
 from ..compare import CompareRow, architecture_cost, measure_run, protocol_differences
 from .records import read_record, write_record
@@ -203,7 +203,11 @@ def run_study(study: Study, out_dir: str | Path, *, runs_dir: str | Path | None 
             configs[variant.name] = recorded.config
         else:
             if train:
-                train_variant(variant, run_dir, progress=progress)
+                try:
+                    train_variant(variant, run_dir, progress=progress)
+                except RunFolderBusy as busy:  # a second job on the same study: it goes on to the next variant
+                    print(f"{variant.name}: left out for now, {busy}", file=sys.stderr)
+                    continue
             elif not finished:  # --no-train: finished runs only
                 if step:
                     print(f"{variant.name}: not reported, its run stopped at step {step} of {variant.config.steps} "
