@@ -93,7 +93,7 @@ def hold_run_folder(run_dir: str | Path, *, enabled: bool = True) -> Iterator[No
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise RunFolderBusy(f"{folder}: another training (pid {holder}) is writing this run folder; "
-                            "wait for it to end, or train into another out_dir") from None
+                                "wait for it to end, or train into another out_dir") from None
         try:
             handle.seek(0)
             handle.truncate()
