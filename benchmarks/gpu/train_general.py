@@ -1,6 +1,6 @@
 """Issue 18 on a lent GPU: continue the bundled general model for a fixed budget of minutes, bring it back.
 
-    python3 benchmarks/gpu/train_general.py --corpus runs/corpus1600 --out "$OUT" --minutes 7
+    python3 benchmarks/gpu/train_general.py --corpus runs/gpu_corpus --out "$OUT" --minutes 7   # benchmarks/gpu/carry_corpus.py packs it
     python benchmarks/gpu/train_general.py --device cpu --smoke --out /tmp/gpu_train   # seconds, tested
 
 Two phases, so that the learning-rate schedule ends when the budget does (a run cut short mid-schedule
