@@ -8,17 +8,35 @@ fixture). `compiled_kernel` makes a module fail loudly where the kernel cannot b
 
 No test may reach the network: an audit hook refuses every socket connection and name lookup that
 is not for this machine, and a `pip install`/`pip download` started from a test.
+
+`loaded_script(path)` imports a script of benchmarks/ or scripts/ (outside the package) for its tests.
 """
 
+import importlib.util
 import ipaddress
 import os
 import socket
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
 
 LOCAL_NAMES = {None, "", "localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+@contextmanager
+def loaded_script(path):
+    """The script at path as a module, registered under its file name while in use."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
 
 
 class NetworkBlocked(RuntimeError):

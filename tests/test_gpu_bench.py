@@ -1,27 +1,20 @@
 """benchmarks/gpu/gpu_bench.py on the CPU: the smoke plan end to end, and failures recorded as rows."""
 
 import csv
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import loaded_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "gpu_bench.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("gpu_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script(SCRIPT) as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 def test_smoke_run_writes_a_number_or_an_error_for_every_case(bench, tmp_path):

@@ -1,12 +1,11 @@
 """benchmarks/gpu/carry_corpus.py: a corpus that fits the device's carry, with the same pixels."""
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import loaded_script
 
 from serpentir.data import sample_images_dir
 from serpentir.image_io import list_images, load_image
@@ -16,14 +15,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "carry_cor
 
 @pytest.fixture(scope="module")
 def packer():
-    spec = importlib.util.spec_from_file_location("carry_corpus", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script(SCRIPT) as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.fixture(scope="module")

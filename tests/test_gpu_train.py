@@ -1,12 +1,11 @@
 """benchmarks/gpu/train_general.py on the CPU: the probe, the planned run and what comes back."""
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import loaded_script
 
 from serpentir.checkpoint import load_checkpoint
 
@@ -16,14 +15,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def driver():
-    spec = importlib.util.spec_from_file_location("train_general", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script(SCRIPT) as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 def test_the_plan_fills_the_budget(driver):
