@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 from test_ablate import photos, write_study  # noqa: F401 (the fixture, shared)
@@ -26,25 +27,26 @@ with hold_run_folder(sys.argv[1]):
 """
 
 
-def hold(folder):
-    """A process that holds the run folder until killed, as a training in another job does."""
+@contextmanager
+def held(folder):
+    """A process that holds the run folder, as a training in another job does, killed on leaving."""
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    return holder
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()  # killed, not ended cleanly: the system releases the lock with the process
+        holder.wait()
 
 
 def test_a_second_training_into_a_held_folder_stops_and_the_folder_is_free_once_its_holder_dies(tmp_path):
     out = tmp_path / "run"
-    holder = hold(out)
-    try:
+    with held(out) as holder:
         with pytest.raises(UserError) as caught:
             train(load_config(None, TINY + [f"out_dir={out}"]), log=lambda message: None)
         message = str(caught.value)
         assert "\n" not in message and str(out) in message and f"pid {holder.pid}" in message
         assert {p.name for p in out.iterdir()} == {LOCK}  # no config, log or checkpoint written over it
-    finally:
-        holder.kill()  # killed, not ended cleanly: the system releases the lock with the process
-        holder.wait()
     result = train(load_config(None, TINY + [f"out_dir={out}"]), log=lambda message: None)
     assert result.step == 2 and last_checkpoint(out).is_file()
 
@@ -74,12 +76,8 @@ def test_a_second_study_job_goes_on_to_the_variants_no_one_is_training(tmp_path,
     study = load_study(write_study(tmp_path, photos, {"a": [], "b": ["model.kwargs.d_state=4"]}))
     out, runs = tmp_path / "out", tmp_path / "runs"
     busy = study.run_dir(study.variants[0], runs)
-    holder = hold(busy)  # the first job is training variant a
-    try:
+    with held(busy) as holder:  # the first job is training variant a
         results = run_study(study, out, runs_dir=runs, latency_size=None, progress=False)
-    finally:
-        holder.kill()
-        holder.wait()
     assert [r.variant for r in results] == ["b"] and not last_checkpoint(busy).is_file()
     assert f"a: left out for now, {busy}: another training (pid {holder.pid})" in capsys.readouterr().err
     again = run_study(study, out, runs_dir=runs, latency_size=None, progress=False)  # its holder gone: a trains

@@ -30,8 +30,9 @@ MARGIN = 2 * 10**6
 def tree_bytes(root: Path = ROOT) -> int:
     """Bytes of what a device call sends from this checkout: tracked files and untracked, not-ignored ones."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
-                            capture_output=True, check=True).stdout.split(b"\0")
-    return sum((root / name.decode()).stat().st_size for name in listed if name and (root / name.decode()).is_file())
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    paths = (root / name for name in listed if name)
+    return sum(path.stat().st_size for path in paths if path.is_file())
 
 
 def lossless_webp(path: Path) -> bytes:
@@ -73,7 +74,7 @@ def pack(corpus: Path, out: Path, budget: int, val_photos: int = 2) -> dict:
         for path, data in items:
             (out / split / f"{path.stem}.webp").write_bytes(data)
     report = {"train": [p.stem for p, _ in train], "val": [p.stem for p, _ in val], "left_out": left_out,
-              "bytes": sum(len(d) for _, d in train + val), "budget": budget}
+              "bytes": sum(len(d) for _, d in train + val)}
     (out / "left_out.txt").write_text("".join(f"{name}\n" for name in left_out))
     return report
 
