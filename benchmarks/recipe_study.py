@@ -66,8 +66,8 @@ def train_run(base: str, overrides: list[str], run_dir: Path) -> float:
     return time.perf_counter() - start
 
 
-def score_run(run_dir: Path, task_name: str, photos, cache_key: dict) -> dict:
-    """{class: {photo: mean gain over the class' strengths}}, cached in the run folder."""
+def score_run(run_dir: Path, task_name: str, photos, cache_key: dict, per_strength: bool = False) -> dict:
+    """{class: {photo: mean gain over the class' strengths}} (or {strength: {photo: gain}}), cached in the run folder."""
     cache = run_dir / "recipe_scores.json"
     if cache.is_file():
         cached = json.loads(cache.read_text())
@@ -93,7 +93,7 @@ def score_run(run_dir: Path, task_name: str, photos, cache_key: dict) -> dict:
                     gain = min(out, 60.0) - 60.0  # sharp photos: distance below a 60 dB ceiling
                 else:
                     gain = out - score(degraded[None], clean[None], with_lpips=False)["psnr"][0]
-                gains.setdefault(kind, {}).setdefault(name, []).append(gain)
+                gains.setdefault(label if per_strength else kind, {}).setdefault(name, []).append(gain)
     result = {kind: {name: float(np.mean(v)) for name, v in per.items()} for kind, per in gains.items()}
     write_text_atomic(cache, json.dumps({"key": cache_key, "gains": result}, indent=1))
     return result
@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--choice", default=",".join(CHOICE_PHOTOS), help="training photos held out to score on")
     ap.add_argument("--max-side", type=int, default=512, help="choice photos' long side when scoring")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--per-strength", action="store_true",
+                    help="a column per validation strength instead of per class (for one-class tasks such as deblur)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -209,8 +211,9 @@ def main(argv: list[str] | None = None) -> None:
             spent = (json.loads(log.read_text())["minutes"] if log.is_file() else 0.0) + seconds / 60
             log.write_text(json.dumps({"minutes": spent}))
             minutes[name] = minutes.get(name, 0.0) + spent
-            key = {"photos": [p for p, _ in photos], "max_side": args.max_side, "steps": args.steps}
-            results[(name, seed)] = score_run(run_dir, task_name, photos, key)
+            key = {"photos": [p for p, _ in photos], "max_side": args.max_side, "steps": args.steps,
+                   "per_strength": args.per_strength}
+            results[(name, seed)] = score_run(run_dir, task_name, photos, key, args.per_strength)
             print(f"{name} seed {seed}: " + ", ".join(f"{k} {np.mean(list(v.values())):+.2f}"
                                                    for k, v in results[(name, seed)].items()), flush=True)
             report(args.out, variants, seeds, results, minutes, command)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from serpentir_lab import stats
-from serpentir_lab.stats import NO_DIFFERENCE, bootstrap_interval, paired_difference, verdict
+from serpentir_lab.stats import (
+    NO_DIFFERENCE,
+    bootstrap_interval,
+    paired_difference,
+    verdict,
+)
 
 
 def test_interval_of_three_photos_matches_the_exact_bootstrap_distribution():
@@ -56,12 +58,3 @@ def test_paired_difference_pairs_photos_by_name():
     assert close.describe(2, "dB") == "-0.009 [-0.017, -0.004] dB: worse"
     assert stats.PairedDifference(-0.004, -0.0004, -0.0001, 6).describe(2) == "-0.0040 [-0.0004, -0.0001]: worse"
     assert stats.PairedDifference(0.001, -0.01, 0.02, 6).describe(2) == "+0.00 [-0.01, +0.02]: no difference measured"
-
-
-def test_recipe_study_uses_the_library_interval():
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "recipe_study.py"
-    spec = importlib.util.spec_from_file_location("recipe_study_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.bootstrap_interval is stats.bootstrap_interval
-    assert "def bootstrap_interval" not in path.read_text()  # one implementation, not a copy
