@@ -1,6 +1,7 @@
 """The blind-model card: per-strength scores on a corpus' held-out photos and honest floors, checked
 with a model whose output is exactly its input (zeroed head on the global residual)."""
 
+import json
 import math
 
 import pytest
@@ -222,3 +223,28 @@ def test_class_curve_scores_numbered_checkpoints_once(tiny_corpus, tmp_path, mon
     assert "| Gaussian blur sigma 1 | 0.00 | 0.00 | +0.000 | +0.000 | 1 | below, flat |" in md.read_text()
     assert (tmp_path / "curve" / "class_curve.png").stat().st_size > 1000
     assert (tmp_path / "curve" / "class_curve.csv").read_text().startswith('step,"sharp photo, no degradation",')
+
+
+def test_a_continued_round_joins_the_earlier_curve_with_its_steps_counted_on(tmp_path):
+    from serpentir.errors import UserError
+    from serpentir_lab.release.class_curve import CACHE, cached_rows, continued, curve_table
+
+    earlier = [{"step": s, "Gaussian blur sigma 1.0": 0.4 + 0.02 * s / 1000} for s in (500, 1000, 1500, 2000)]
+    later = [{"step": s, "Gaussian blur sigma 1.0": 0.44 + 0.02 * s / 1000} for s in (500, 1000)]
+    joined = continued(earlier, later)
+    assert [r["step"] for r in joined] == [500, 1000, 1500, 2000, 2500, 3000]
+    assert joined[-1]["Gaussian blur sigma 1.0"] == later[-1]["Gaussian blur sigma 1.0"]
+    assert later[0]["step"] == 500  # the later round's rows are not changed in place
+    with pytest.raises(UserError, match="different strengths"):
+        continued(earlier, [{"step": 500, "JPEG q30": 0.3}])
+    # the line spans both rounds when asked to: 0.02 dB per 1000 steps throughout
+    assert "| fitted slope, last 2500 steps |" in curve_table(joined, "deblur", fit_span=2500)
+    assert "| Gaussian blur sigma 1.0 | 0.41 | 0.46 | +0.020 | +0.020 | 1.5 | below, flat |" in curve_table(joined, "deblur", 2500)
+
+    key = {"corpus": "/c", "max_side": 768}
+    steps = {str(r["step"]): {"mtime": 0.0, "gains": {"Gaussian blur sigma 1.0": r["Gaussian blur sigma 1.0"]}}
+             for r in reversed(earlier)}
+    (tmp_path / CACHE).write_text(json.dumps({"key": key, "steps": steps}))
+    assert cached_rows(tmp_path) == (key, earlier)  # in step order, whatever the cache's order
+    with pytest.raises(UserError, match="no class_curve_scores.json"):
+        cached_rows(tmp_path / "missing")

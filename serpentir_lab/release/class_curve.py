@@ -76,6 +76,29 @@ def class_curve(run_dir: str | Path, corpus_dir: str | Path, out_dir: str | Path
     return [{"step": int(s), **e["gains"]} for s, e in sorted(cache["steps"].items(), key=lambda kv: int(kv[0]))]
 
 
+def cached_rows(curve_dir: str | Path) -> tuple[dict, list[dict]]:
+    """The scoring key and the rows of an earlier curve, read from its folder's cache."""
+    cache_path = Path(curve_dir) / CACHE
+    if not cache_path.is_file():
+        raise UserError(f"{curve_dir}: no {CACHE} (the --out folder of an earlier class_curve run)")
+    cache = json.loads(cache_path.read_text())
+    rows = [{"step": int(s), **e["gains"]} for s, e in sorted(cache["steps"].items(), key=lambda kv: int(kv[0]))]
+    return cache["key"], rows
+
+
+def continued(earlier: list[dict], later: list[dict]) -> list[dict]:
+    """One curve of two rounds trained one after the other: the later round's steps count on from the earlier's last.
+
+    A round that warm-starts from the weights the earlier one ended with, at the same constant rate,
+    continues the same curve; joined, the fitted slope can span both rounds."""
+    if not earlier:
+        return list(later)
+    if later and set(earlier[0]) != set(later[0]):
+        raise UserError("the two rounds are scored on different strengths: their curves cannot be joined")
+    offset = earlier[-1]["step"]
+    return list(earlier) + [{**r, "step": r["step"] + offset} for r in later]
+
+
 def last_slope(rows: list[dict], label: str, span: int = 1000) -> float | None:
     """dB per 1000 steps between the last row and the row `span` steps before it (None if the run is shorter)."""
     last = rows[-1]
@@ -98,15 +121,15 @@ def fitted_slope(rows: list[dict], label: str, span: int = 3000) -> float | None
     return statistics.linear_regression(*zip(*points)).slope
 
 
-def curve_table(rows: list[dict], task_name: str) -> str:
+def curve_table(rows: list[dict], task_name: str, fit_span: int = 3000) -> str:
     """Markdown: per strength, its gain at the first and last scored step, the last 1000 steps' slope (the
-    reading's), the fitted slope over the last 3000 steps beside it, and the floor."""
+    reading's), the fitted slope over the last `fit_span` steps beside it, and the floor."""
     floors = FLOORS.get(task_name, {})
     labels = [k for k in rows[0] if k != "step"]
     lines = [f"| strength | step {rows[0]['step']} | step {rows[-1]['step']} | slope over the last 1000 steps "
-             "(dB per 1000) | fitted slope, last 3000 steps | floor | reading |", "|---|---:|---:|---:|---:|---:|---|"]
+             f"(dB per 1000) | fitted slope, last {fit_span} steps | floor | reading |", "|---|---:|---:|---:|---:|---:|---|"]
     for label in labels:
-        slope, floor, fitted = last_slope(rows, label), floors.get(label), fitted_slope(rows, label)
+        slope, floor, fitted = last_slope(rows, label), floors.get(label), fitted_slope(rows, label, fit_span)
         value = rows[-1][label]
         if floor is None:
             reading = "-"
@@ -162,7 +185,8 @@ def plot_curve(rows: list[dict], task_name: str, path: Path, title: str) -> None
     plt.close(fig)
 
 
-def write_curve(rows: list[dict], task_name: str, out_dir: Path, *, title: str, command: str) -> Path:
+def write_curve(rows: list[dict], task_name: str, out_dir: Path, *, title: str, command: str,
+                fit_span: int = 3000) -> Path:
     """class_curve.csv, class_curve.png and class_curve.md in out_dir; returns the markdown's path."""
     out_dir = Path(out_dir)
     write_text_atomic(out_dir / "class_curve.csv", curve_csv(rows))
@@ -170,7 +194,7 @@ def write_curve(rows: list[dict], task_name: str, out_dir: Path, *, title: str, 
     text = (f"# {title}\n\nEach numbered checkpoint's EMA weights, scored as the model card scores them (the "
             f"held-out photos, whole, long side capped; gain = output minus input PSNR, mean over photos). A floor "
             f"counts as out of reach only where the curve is flat (under {FLAT_DB_PER_1000} dB per 1000 steps) "
-            f"below it.\n\n{curve_table(rows, task_name)}\n\n![gain per strength against the step](class_curve.png)\n\n"
+            f"below it.\n\n{curve_table(rows, task_name, fit_span)}\n\n![gain per strength against the step](class_curve.png)\n\n"
             f"Per step: `class_curve.csv`. Produced by `{command}`.\n")
     write_text_atomic(out_dir / "class_curve.md", text)
     return out_dir / "class_curve.md"
