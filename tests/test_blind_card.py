@@ -182,24 +182,37 @@ def test_curve_readings_follow_the_slope_over_the_last_1000_steps():
     assert last_slope(rows, "Gaussian blur sigma 1") == pytest.approx(0.1)  # (0.5 - 0.4) over steps 2000-3000
     assert last_slope(rows[:2], "noise 10/255") is None  # 500 steps cannot show a 1000-step slope
     table = curve_table(rows, "general")
-    assert "| Gaussian blur sigma 1 | 0.20 | 0.50 | +0.100 | +0.100 | 1 | below, still rising |" in table
-    assert "| Gaussian blur sigma 2 | 0.50 | 0.53 | +0.010 | +0.010 | 1 | below, flat |" in table
-    assert "| noise 10/255 | 5.00 | 5.00 | +0.000 | +0.000 | 4 | met |" in table
-    assert "| JPEG q70 | -0.10 | -0.10 | +0.000 | +0.000 | - | - |" in table  # no floor at q70
+    assert "| Gaussian blur sigma 1 | 0.20 | 0.50 | +0.100 | +0.100 [+0.100, +0.100] | 1 | below, still rising |" in table
+    assert "| Gaussian blur sigma 2 | 0.50 | 0.53 | +0.010 | +0.010 [+0.010, +0.010] | 1 | below, flat |" in table
+    assert "| noise 10/255 | 5.00 | 5.00 | +0.000 | +0.000 [+0.000, +0.000] | 4 | met |" in table
+    assert "| JPEG q70 | -0.10 | -0.10 | +0.000 | +0.000 [+0.000, +0.000] | - | - |" in table  # no floor at q70
     assert "below, run too short to judge" in curve_table(rows[:2], "general")
 
 
-def test_the_fitted_slope_is_the_least_squares_line_of_the_last_3000_steps():
+def test_the_fitted_slope_is_the_least_squares_line_of_the_last_3000_steps_with_its_t_interval():
     import numpy as np
 
-    from serpentir_lab.release.class_curve import fitted_slope
+    from serpentir_lab.release.class_curve import curve_table, fitted_slope
 
     gains = [0.45, 0.20, 0.57, 0.55, 0.36, 0.33, 0.48, 0.54, 0.56, 0.44, 0.53, 0.54]  # wandering, no trend
     rows = [{"step": 500 * (i + 1), "g": g} for i, g in enumerate(gains)]
-    steps = [r["step"] / 1000 for r in rows if r["step"] >= 3000]
-    expected = np.polyfit(steps, [r["g"] for r in rows if r["step"] >= 3000], 1)[0]
-    assert fitted_slope(rows, "g") == pytest.approx(expected, abs=1e-12)
+    x = np.array([r["step"] / 1000 for r in rows if r["step"] >= 3000])
+    y = np.array([r["g"] for r in rows if r["step"] >= 3000])
+    slope, intercept = np.polyfit(x, y, 1)
+    stderr = np.sqrt(np.sum((y - slope * x - intercept) ** 2) / (len(x) - 2) / np.sum((x - x.mean()) ** 2))
+    half = 2.5706 * stderr  # Student's t, 97.5th percentile, 5 degrees of freedom (7 points), from the tables
+    fit, lo, hi = fitted_slope(rows, "g")
+    assert fit == pytest.approx(slope, abs=1e-12)
+    assert (lo, hi) == pytest.approx((slope - half, slope + half), abs=1e-4)
     assert fitted_slope(rows[:2], "g") is None  # two points are not a fit
+
+    # a long wandering curve: the last two checkpoints 1000 steps apart read +0.11 dB per 1000, the line
+    # through all of it is flat within 0.05 at 95%; seven points over 3000 steps are too few to say so
+    long_rows = [{"step": 500 * (i + 1), "Gaussian blur sigma 1.0": g} for i, g in enumerate(gains + gains[::-1][1:])]
+    long_rows[-1]["Gaussian blur sigma 1.0"] = long_rows[-3]["Gaussian blur sigma 1.0"] + 0.11
+    table = curve_table(long_rows, "deblur", fit_span=11000)
+    assert "below, flat by the fitted line" in table
+    assert "below, still rising" in curve_table(long_rows, "deblur", fit_span=3000)
 
 
 def test_class_curve_scores_numbered_checkpoints_once(tiny_corpus, tmp_path, monkeypatch):
@@ -220,7 +233,7 @@ def test_class_curve_scores_numbered_checkpoints_once(tiny_corpus, tmp_path, mon
     monkeypatch.setattr(cc, "score_checkpoint", no_scoring)
     assert cc.class_curve(tmp_path / "run", tiny_corpus, tmp_path / "curve", every=500, progress=False) == rows
     md = cc.write_curve(rows, "general", tmp_path / "curve", title="t", command="c")
-    assert "| Gaussian blur sigma 1 | 0.00 | 0.00 | +0.000 | +0.000 | 1 | below, flat |" in md.read_text()
+    assert "| Gaussian blur sigma 1 | 0.00 | 0.00 | +0.000 | +0.000 [+0.000, +0.000] | 1 | below, flat |" in md.read_text()
     assert (tmp_path / "curve" / "class_curve.png").stat().st_size > 1000
     assert (tmp_path / "curve" / "class_curve.csv").read_text().startswith('step,"sharp photo, no degradation",')
 
@@ -238,8 +251,8 @@ def test_a_continued_round_joins_the_earlier_curve_with_its_steps_counted_on(tmp
     with pytest.raises(UserError, match="different strengths"):
         continued(earlier, [{"step": 500, "JPEG q30": 0.3}])
     # the line spans both rounds when asked to: 0.02 dB per 1000 steps throughout
-    assert "| fitted slope, last 2500 steps |" in curve_table(joined, "deblur", fit_span=2500)
-    assert "| Gaussian blur sigma 1.0 | 0.41 | 0.46 | +0.020 | +0.020 | 1.5 | below, flat |" in curve_table(joined, "deblur", 2500)
+    assert "| fitted slope, last 2500 steps [95% interval] |" in curve_table(joined, "deblur", fit_span=2500)
+    assert "| Gaussian blur sigma 1.0 | 0.41 | 0.46 | +0.020 | +0.020 [+0.020, +0.020] | 1.5 | below, flat |" in curve_table(joined, "deblur", 2500)
 
     key = {"corpus": "/c", "max_side": 768}
     steps = {str(r["step"]): {"mtime": 0.0, "gains": {"Gaussian blur sigma 1.0": r["Gaussian blur sigma 1.0"]}}

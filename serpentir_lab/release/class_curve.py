@@ -109,16 +109,24 @@ def last_slope(rows: list[dict], label: str, span: int = 1000) -> float | None:
     return (last[label] - first[label]) * 1000 / (last["step"] - first["step"])
 
 
-def fitted_slope(rows: list[dict], label: str, span: int = 3000) -> float | None:
-    """dB per 1000 steps of the least-squares line through the rows of the last `span` steps (None under 3 rows).
+def fitted_slope(rows: list[dict], label: str, span: int = 3000) -> tuple[float, float, float] | None:
+    """dB per 1000 steps of the least-squares line through the rows of the last `span` steps, with its 95%
+    interval (Student's t on n - 2 degrees of freedom); None under 3 rows.
 
     At a constant learning rate the EMA weights wander by about 0.1 dB between checkpoints, which two
-    endpoints 1000 steps apart read as a slope; a line through several checkpoints is steadier."""
+    endpoints 1000 steps apart read as a slope; a line through several checkpoints is steadier, and its
+    interval says whether the curve is flat within the issue's 0.05 dB per 1000 steps or too short to tell."""
+    import numpy as np
+    from scipy import stats
+
     last = rows[-1]["step"]
-    points = [(r["step"] / 1000, r[label]) for r in rows if r["step"] >= last - span]
-    if len(points) < 3:
+    x, y = (np.array(v, dtype=float) for v in zip(*[(r["step"] / 1000, r[label]) for r in rows if r["step"] >= last - span]))
+    if len(x) < 3 or not np.isfinite(y).all():  # sharp photos restored exactly score an infinite PSNR
         return None
-    return statistics.linear_regression(*zip(*points)).slope
+    slope, intercept = np.polyfit(x, y, 1)
+    stderr = np.sqrt(np.sum((y - slope * x - intercept) ** 2) / (len(x) - 2) / np.sum((x - x.mean()) ** 2))
+    half = stats.t.ppf(0.975, len(x) - 2) * stderr
+    return float(slope), float(slope - half), float(slope + half)
 
 
 def curve_table(rows: list[dict], task_name: str, fit_span: int = 3000) -> str:
@@ -127,7 +135,7 @@ def curve_table(rows: list[dict], task_name: str, fit_span: int = 3000) -> str:
     floors = FLOORS.get(task_name, {})
     labels = [k for k in rows[0] if k != "step"]
     lines = [f"| strength | step {rows[0]['step']} | step {rows[-1]['step']} | slope over the last 1000 steps "
-             f"(dB per 1000) | fitted slope, last {fit_span} steps | floor | reading |", "|---|---:|---:|---:|---:|---:|---|"]
+             f"(dB per 1000) | fitted slope, last {fit_span} steps [95% interval] | floor | reading |", "|---|---:|---:|---:|---:|---:|---|"]
     for label in labels:
         slope, floor, fitted = last_slope(rows, label), floors.get(label), fitted_slope(rows, label, fit_span)
         value = rows[-1][label]
@@ -139,10 +147,13 @@ def curve_table(rows: list[dict], task_name: str, fit_span: int = 3000) -> str:
             reading = "below, run too short to judge"
         elif abs(slope) < FLAT_DB_PER_1000:
             reading = "below, flat"
+        elif fitted is not None and -FLAT_DB_PER_1000 < fitted[1] and fitted[2] < FLAT_DB_PER_1000:
+            reading = "below, flat by the fitted line (its interval within 0.05; the last 1000 steps wander)"
         else:
             reading = "below, still " + ("rising" if slope > 0 else "falling")
         lines.append(f"| {label} | {rows[0][label]:.2f} | {value:.2f} | "
-                     f"{'-' if slope is None else f'{slope:+.3f}'} | {'-' if fitted is None else f'{fitted:+.3f}'} | "
+                     f"{'-' if slope is None else f'{slope:+.3f}'} | "
+                     f"{'-' if fitted is None else '{:+.3f} [{:+.3f}, {:+.3f}]'.format(*(round(v, 6) + 0.0 for v in fitted))} | "
                      f"{'-' if floor is None else f'{floor:g}'} | {reading} |")
     return "\n".join(lines)
 
