@@ -5,9 +5,10 @@
 
 Writes class_curve.md (each strength's gain at the first and last step, its slope over the last 1000
 steps, a line's slope over the last --fit-span steps, its floor and whether it is met, flat below it or
-still moving), class_curve.csv and class_curve.png into --out. With --after EARLIER_OUT, a round that
-continued an earlier one (its weights, the same rate) is drawn as one curve with it, steps counted on. Scores are cached there per checkpoint, so a run trained further is
-extended by scoring only its new checkpoints.
+still moving), class_curve.csv and class_curve.png into --out. Scores are cached there per checkpoint,
+so a run trained further is extended by scoring only its new checkpoints. With --after EARLIER_OUT, a
+round that continued an earlier one (its weights, the same rate) is drawn as one curve with it, its
+steps counted on from the earlier round's last.
 """
 
 import argparse

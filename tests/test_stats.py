@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 
 from serpentir_lab import stats
-from serpentir_lab.stats import (
-    NO_DIFFERENCE,
-    bootstrap_interval,
-    paired_difference,
-    verdict,
-)
+from serpentir_lab.stats import NO_DIFFERENCE, bootstrap_interval, paired_difference, verdict
 
 
 def test_interval_of_three_photos_matches_the_exact_bootstrap_distribution():

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import statistics
 from pathlib import Path
 
 from serpentir.atomic_write import write_text_atomic
