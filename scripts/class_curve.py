@@ -18,7 +18,8 @@ from pathlib import Path
 
 from serpentir.checkpoint import read_metadata
 from serpentir.errors import UserError
-from serpentir_lab.release.class_curve import cached_rows, checkpoints_every, class_curve, continued, write_curve
+from serpentir_lab.release.class_curve import (cached_rows, checkpoints_every, class_curve, continued, scoring_key,
+                                                 write_curve)
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
     title = f"{task}: gain per strength along {args.run_dir.name}"
     if args.after is not None:
         key, earlier = cached_rows(args.after)
-        if key != {"corpus": str(args.corpus.resolve()), "max_side": args.max_side}:
+        if key != scoring_key(args.corpus, args.max_side):
             raise UserError(f"{args.after}: scored on other photos ({key}); score both rounds on the same corpus and size")
         rows = continued(earlier, rows)
         title += f", after {args.after.name} (steps counted on from its last)"

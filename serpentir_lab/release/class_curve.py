@@ -60,7 +60,7 @@ def class_curve(run_dir: str | Path, corpus_dir: str | Path, out_dir: str | Path
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_path = out_dir / CACHE
-    key = {"corpus": str(Path(corpus_dir).resolve()), "max_side": max_side}
+    key = scoring_key(corpus_dir, max_side)
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     if cache.get("key") != key:
         cache = {"key": key, "steps": {}}
@@ -72,6 +72,16 @@ def class_curve(run_dir: str | Path, corpus_dir: str | Path, out_dir: str | Path
             photos = photos or load_val_photos(Path(corpus_dir) / "val", max_side)
             cache["steps"][str(step)] = {"mtime": mtime, "gains": score_checkpoint(path, photos)}
             write_text_atomic(cache_path, json.dumps(cache, indent=1))
+    return rows_of(cache)
+
+
+def scoring_key(corpus_dir: str | Path, max_side: int | None) -> dict:
+    """What a curve's scores depend on besides the checkpoints: the held-out photos and their size."""
+    return {"corpus": str(Path(corpus_dir).resolve()), "max_side": max_side}
+
+
+def rows_of(cache: dict) -> list[dict]:
+    """A cache's rows of step and gains, in step order."""
     return [{"step": int(s), **e["gains"]} for s, e in sorted(cache["steps"].items(), key=lambda kv: int(kv[0]))]
 
 
@@ -81,8 +91,7 @@ def cached_rows(curve_dir: str | Path) -> tuple[dict, list[dict]]:
     if not cache_path.is_file():
         raise UserError(f"{curve_dir}: no {CACHE} (the --out folder of an earlier class_curve run)")
     cache = json.loads(cache_path.read_text())
-    rows = [{"step": int(s), **e["gains"]} for s, e in sorted(cache["steps"].items(), key=lambda kv: int(kv[0]))]
-    return cache["key"], rows
+    return cache["key"], rows_of(cache)
 
 
 def continued(earlier: list[dict], later: list[dict]) -> list[dict]:
