@@ -164,6 +164,29 @@ def test_sharp_photos_are_held_to_the_floor_not_to_the_bundled_output():
     assert not regression_gate(rows(45.0, 0.8, worst=37.0), bundled).passed
 
 
+def test_the_gate_reads_each_class_photo_by_photo_with_an_interval():
+    """Beside the means it decides on, each class' line gives the paired per-photo difference: a fall
+    shared by every photo is measured ('worse'), one that photos disagree on is not."""
+    from serpentir_lab.release.blind_validation import StrengthRow
+    from serpentir_lab.release.regression_gate import class_photo_scores, regression_gate
+
+    def blur(gains_1, gains_2):
+        rows = []
+        for label, gains in (("Gaussian blur sigma 1", gains_1), ("Gaussian blur sigma 2", gains_2)):
+            row = StrengthRow(label, "blur")
+            row.gains = dict(zip("abcd", gains))
+            row.input, row.output = {"psnr": 30.0}, {"psnr": 30.0 + sum(gains) / len(gains)}
+            rows.append(row)
+        return rows
+
+    bundled = blur([0.10, 0.20, 0.30, 0.40], [0.0, 0.0, 0.0, 0.0])
+    assert class_photo_scores(bundled)["blur"] == {"a": 0.05, "b": 0.10, "c": 0.15, "d": 0.20}
+    everywhere = regression_gate(blur([0.09, 0.19, 0.29, 0.39], [-0.01] * 4), bundled)  # every photo 0.01 lower
+    assert not everywhere.passed and everywhere.lines[0].endswith("(per photo: -0.010 [-0.010, -0.010] dB: worse)")
+    mixed = regression_gate(blur([0.50, 0.0, 0.50, 0.20], [0.0] * 4), bundled)  # per photo +0.2, -0.1, +0.1, -0.1
+    assert mixed.passed and "(per photo: +0.025 [" in mixed.lines[0] and mixed.lines[0].endswith(": no difference measured)")
+
+
 def test_every_floor_names_a_row_its_task_is_scored_on():
     from serpentir.checkpoint import build_task
     from serpentir_lab.release.blind_validation import STRENGTHS

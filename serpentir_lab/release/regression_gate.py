@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..stats import paired_difference
 from .blind_validation import StrengthRow
 
 SHARP_FLOOR_DB = 38.0
@@ -38,6 +39,23 @@ def class_scores(rows: list[StrengthRow]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in scores.items()}
 
 
+def class_photo_scores(rows: list[StrengthRow]) -> dict[str, dict[str, float]]:
+    """Per class: each photo's mean score over the class' strengths, so that a class' change can be read
+    photo by photo, with an interval, beside the means the gate decides on."""
+    per: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        if r.kind in CLASSES or r.kind == DRAWS:
+            for photo, value in (r.output_psnr if r.kind == "clean" else r.gains).items():
+                per.setdefault(r.kind, {}).setdefault(photo, []).append(value)
+    return {kind: {photo: sum(v) / len(v) for photo, v in photos.items()} for kind, photos in per.items()}
+
+
+def _paired(kind: str, new: dict, old: dict) -> str:
+    """' (per photo: -0.004 [-0.007, -0.001] dB: worse)', or '' where the rows carry no per-photo scores."""
+    diff = paired_difference(new.get(kind, {}), old.get(kind, {}))
+    return f" (per photo: {diff.describe(digits=3, unit='dB')})" if diff.n else ""
+
+
 def sharp_worst(rows: list[StrengthRow]) -> float | None:
     """The lowest output PSNR of any sharp photo (None when the task has no sharp row)."""
     return next((r.worst[1] for r in rows if r.kind == "clean"), None)
@@ -54,8 +72,10 @@ class GateVerdict:
 def regression_gate(candidate: list[StrengthRow], bundled: list[StrengthRow]) -> GateVerdict:
     """The candidate passes if no degradation class gets worse and the sharp photos (mean and worst) stay
     at or above 38 dB; a task whose strengths fall in no class (camera shake, holes) is judged on its
-    own draws instead."""
+    own draws instead. Each class' line also gives the paired per-photo difference with its 95% bootstrap
+    interval: the rule stays the means', the interval says how much of a fall was measured at all."""
     new, old = class_scores(candidate), class_scores(bundled)
+    new_photos, old_photos = class_photo_scores(candidate), class_photo_scores(bundled)
     lines, passed = [], True
     if "clean" in new:
         ok = new["clean"] >= SHARP_FLOOR_DB
@@ -67,7 +87,7 @@ def regression_gate(candidate: list[StrengthRow], bundled: list[StrengthRow]) ->
         ok = new[kind] >= old.get(kind, float("-inf"))
         passed &= ok
         lines.append(f"- {kind}: {new[kind]:.2f} against {old.get(kind, float('nan')):.2f} dB gain: "
-                     f"{'not worse' if ok else 'WORSE'}")
+                     f"{'not worse' if ok else 'WORSE'}{_paired(kind, new_photos, old_photos)}")
     worst = sharp_worst(candidate)
     if worst is not None:
         ok = worst >= SHARP_FLOOR_DB
