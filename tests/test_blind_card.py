@@ -138,7 +138,7 @@ def test_a_task_without_classes_is_judged_on_its_own_draws():
         return [row]
 
     better, worse = regression_gate(draws(0.39), draws(0.18)), regression_gate(draws(0.10), draws(0.18))
-    assert better.passed and better.lines == ["- draws: 0.39 against 0.18 dB gain: not worse"]
+    assert better.passed and better.lines == ["- draws: 0.390 against 0.180 dB gain: not worse"]
     assert not worse.passed and "WORSE" in worse.lines[0]
 
 
@@ -164,27 +164,60 @@ def test_sharp_photos_are_held_to_the_floor_not_to_the_bundled_output():
     assert not regression_gate(rows(45.0, 0.8, worst=37.0), bundled).passed
 
 
-def test_the_gate_reads_each_class_photo_by_photo_with_an_interval():
-    """Beside the means it decides on, each class' line gives the paired per-photo difference: a fall
-    shared by every photo is measured ('worse'), one that photos disagree on is not."""
+def _blur_rows(gains_1, gains_2):
+    """Two blur strengths over photos a-d with these per-photo gains (input 30 dB)."""
     from serpentir_lab.release.blind_validation import StrengthRow
+
+    rows = []
+    for label, gains in (("Gaussian blur sigma 1", gains_1), ("Gaussian blur sigma 2", gains_2)):
+        row = StrengthRow(label, "blur")
+        row.gains = dict(zip("abcd", gains))
+        row.input, row.output = {"psnr": 30.0}, {"psnr": 30.0 + sum(gains) / len(gains)}
+        rows.append(row)
+    return rows
+
+
+def test_the_gate_reads_each_class_photo_by_photo_with_an_interval():
+    """Each class' line gives the paired per-photo difference: a fall shared by every photo is measured
+    ('worse'), one that photos disagree on is not."""
     from serpentir_lab.release.regression_gate import class_photo_scores, regression_gate
 
-    def blur(gains_1, gains_2):
-        rows = []
-        for label, gains in (("Gaussian blur sigma 1", gains_1), ("Gaussian blur sigma 2", gains_2)):
-            row = StrengthRow(label, "blur")
-            row.gains = dict(zip("abcd", gains))
-            row.input, row.output = {"psnr": 30.0}, {"psnr": 30.0 + sum(gains) / len(gains)}
-            rows.append(row)
-        return rows
-
-    bundled = blur([0.10, 0.20, 0.30, 0.40], [0.0, 0.0, 0.0, 0.0])
+    bundled = _blur_rows([0.10, 0.20, 0.30, 0.40], [0.0] * 4)
     assert class_photo_scores(bundled)["blur"] == {"a": 0.05, "b": 0.10, "c": 0.15, "d": 0.20}
-    everywhere = regression_gate(blur([0.09, 0.19, 0.29, 0.39], [-0.01] * 4), bundled)  # every photo 0.01 lower
+    everywhere = regression_gate(_blur_rows([0.09, 0.19, 0.29, 0.39], [-0.01] * 4), bundled)  # every photo 0.01 lower
     assert not everywhere.passed and everywhere.lines[0].endswith("(per photo: -0.010 [-0.010, -0.010] dB: worse)")
-    mixed = regression_gate(blur([0.50, 0.0, 0.50, 0.20], [0.0] * 4), bundled)  # per photo +0.2, -0.1, +0.1, -0.1
+    mixed = regression_gate(_blur_rows([0.50, 0.0, 0.50, 0.20], [0.0] * 4), bundled)  # per photo +0.2, -0.1, +0.1, -0.1
     assert mixed.passed and "(per photo: +0.025 [" in mixed.lines[0] and mixed.lines[0].endswith(": no difference measured)")
+
+
+def test_a_fall_is_a_regression_when_the_card_shows_it_or_the_photos_agree_on_it():
+    """Under 0.005 dB and not agreed on by the photos: no difference measured, passed. The same small fall on
+    every photo, or a fall of 0.005 dB or more that photos disagree on: refused."""
+    from serpentir_lab.release.regression_gate import regression_gate
+
+    bundled = _blur_rows([0.10, 0.20, 0.30, 0.40], [0.0] * 4)
+    tiny_mixed = _blur_rows([0.108, 0.192, 0.308, 0.384], [0.0] * 4)  # per photo +0.004, -0.004, +0.004, -0.008
+    tiny_shared = _blur_rows([0.096, 0.196, 0.296, 0.396], [0.0] * 4)  # -0.002 on every photo
+    visible_mixed = _blur_rows([0.30, 0.0, 0.30, 0.16], [0.0] * 4)  # +0.10, -0.10, 0, -0.12: mean -0.03
+    assert regression_gate(tiny_mixed, bundled).passed
+    assert not regression_gate(tiny_shared, bundled).passed
+    verdict = regression_gate(visible_mixed, bundled)
+    assert not verdict.passed and verdict.lines[0].startswith("- blur: 0.095 against 0.125 dB gain: WORSE")
+    assert verdict.lines[0].endswith("no difference measured)")
+
+
+def test_no_photo_newly_loses_more_than_a_tenth_of_a_db():
+    """A class can rise while one photo falls through the issue's floor: refused, naming the photo; a photo
+    that already lost more under the bundled model may not lose more than it did."""
+    from serpentir_lab.release.regression_gate import regression_gate
+
+    bundled = _blur_rows([0.10, 0.20, 0.30, 0.40], [0.0, 0.0, 0.0, -0.5])
+    one_photo = regression_gate(_blur_rows([0.90, 0.90, 0.90, -0.15], [0.0, 0.0, 0.0, -0.5]), bundled)
+    assert not one_photo.passed
+    assert "- Gaussian blur sigma 1: d -0.15 dB against its input (allowed -0.10): WORSE" in one_photo.lines
+    assert regression_gate(_blur_rows([0.2, 0.3, 0.4, 0.5], [0.1, 0.1, 0.1, -0.45]), bundled).passed
+    deeper = regression_gate(_blur_rows([0.2, 0.3, 0.4, 0.5], [0.1, 0.1, 0.1, -0.6]), bundled)
+    assert not deeper.passed and any("sigma 2: d -0.60 dB" in line and "allowed -0.50" in line for line in deeper.lines)
 
 
 def test_every_floor_names_a_row_its_task_is_scored_on():
