@@ -38,23 +38,31 @@ def row_score(row: StrengthRow) -> float:
     return row.output["psnr"] if row.kind == "clean" else row.output["psnr"] - row.input["psnr"]
 
 
+def photo_scores(row: StrengthRow) -> dict[str, float]:
+    """A strength's per-photo scores, whose mean row_score is: gains (for sharp photos: output PSNR)."""
+    return row.output_psnr if row.kind == "clean" else row.gains
+
+
+def _judged(rows: list[StrengthRow]) -> list[StrengthRow]:
+    """The rows the gate reads: the degradation classes, sharp photos and the task's own draws."""
+    return [r for r in rows if r.kind in CLASSES or r.kind == DRAWS]
+
+
 def class_scores(rows: list[StrengthRow]) -> dict[str, float]:
     """Per class (and the task's own draws): the mean of its strengths' scores (row_score)."""
     scores: dict[str, list[float]] = {}
-    for r in rows:
-        if r.kind in CLASSES or r.kind == DRAWS:
-            scores.setdefault(r.kind, []).append(row_score(r))
+    for r in _judged(rows):
+        scores.setdefault(r.kind, []).append(row_score(r))
     return {k: sum(v) / len(v) for k, v in scores.items()}
 
 
 def class_photo_scores(rows: list[StrengthRow]) -> dict[str, dict[str, float]]:
-    """Per class: each photo's mean score over the class' strengths, so that a class' change can be read
-    photo by photo, with an interval, beside the means the gate decides on."""
+    """Per class: each photo's mean score over the class' strengths (photo_scores), so that a class' change
+    can be read photo by photo, with an interval, beside the means the gate decides on."""
     per: dict[str, dict[str, list[float]]] = {}
-    for r in rows:
-        if r.kind in CLASSES or r.kind == DRAWS:
-            for photo, value in (r.output_psnr if r.kind == "clean" else r.gains).items():
-                per.setdefault(r.kind, {}).setdefault(photo, []).append(value)
+    for r in _judged(rows):
+        for photo, value in photo_scores(r).items():
+            per.setdefault(r.kind, {}).setdefault(photo, []).append(value)
     return {kind: {photo: sum(v) / len(v) for photo, v in photos.items()} for kind, photos in per.items()}
 
 
